@@ -1,0 +1,201 @@
+//! Diagnostics: QEMU-compatible text first, then a caret snippet.
+
+use std::fmt::Write as _;
+
+use annotate_snippets::{Level, Renderer, Snippet};
+
+use crate::source::{Location, SourceMap, Span};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// The definition an error belongs to, printed by QEMU as
+/// `FILE: In struct 'Foo':`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DefnContext {
+    pub meta: String,
+    pub name: String,
+}
+
+/// One problem found in a schema.
+#[derive(Clone, Debug)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    /// The message; a second line (such as "Valid keys are ...") follows a
+    /// newline, as in QEMU.
+    pub message: String,
+    /// QEMU's location: line of the token for syntax errors (with column),
+    /// line of the definition's opening `{` for semantic errors.
+    pub location: Option<Location>,
+    pub defn: Option<DefnContext>,
+    /// The exact text at fault, when known; used for the caret snippet.
+    pub highlight: Option<Span>,
+    /// Follow-up diagnostics printed after this one, such as a previous
+    /// definition.
+    pub notes: Vec<Diagnostic>,
+}
+
+impl Diagnostic {
+    pub fn error(message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            severity: Severity::Error,
+            message: message.into(),
+            location: None,
+            defn: None,
+            highlight: None,
+            notes: Vec::new(),
+        }
+    }
+
+    pub fn warning(message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(message)
+        }
+    }
+
+    pub fn at(mut self, location: Location) -> Diagnostic {
+        self.location = Some(location);
+        self
+    }
+
+    pub fn in_defn(mut self, defn: Option<DefnContext>) -> Diagnostic {
+        self.defn = defn;
+        self
+    }
+
+    pub fn highlight(mut self, span: Span) -> Diagnostic {
+        self.highlight = Some(span);
+        self
+    }
+
+    pub fn note(mut self, note: Diagnostic) -> Diagnostic {
+        self.notes.push(note);
+        self
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+
+    /// The diagnostic as QEMU's generator words it: include chain, the
+    /// definition context, then `FILE:LINE[:COL]: message`. Warnings carry
+    /// a `warning: ` prefix on the message.
+    pub fn qemu_text(&self, sources: &SourceMap) -> String {
+        let mut out = String::new();
+        self.write_qemu_text(sources, &mut out);
+        out
+    }
+
+    fn write_qemu_text(&self, sources: &SourceMap, out: &mut String) {
+        let prefix = match self.severity {
+            Severity::Error => "",
+            Severity::Warning => "warning: ",
+        };
+        match self.location {
+            None => {
+                let _ = write!(out, "{prefix}{}", self.message);
+            }
+            Some(loc) => {
+                let file = sources.get(loc.file);
+                let mut chain = Vec::new();
+                let mut site = file.included_from;
+                while let Some(s) = site {
+                    chain.push(s);
+                    site = sources.get(s.file).included_from;
+                }
+                for s in chain.iter().rev() {
+                    let _ = writeln!(out, "In file included from {}:{}:", sources.get(s.file).name, s.line);
+                }
+                if let Some(defn) = &self.defn {
+                    let _ = writeln!(out, "{}: In {} '{}':", file.name, defn.meta, defn.name);
+                }
+                let _ = write!(out, "{}:{}", file.name, loc.line);
+                if let Some(col) = loc.col {
+                    let _ = write!(out, ":{col}");
+                }
+                let _ = write!(out, ": {prefix}{}", self.message);
+            }
+        }
+        for note in &self.notes {
+            out.push('\n');
+            note.write_qemu_text(sources, out);
+        }
+    }
+
+    /// The QEMU text followed by a rustc-style snippet of the source.
+    pub fn render(&self, sources: &SourceMap) -> String {
+        let mut out = self.qemu_text(sources);
+        out.push('\n');
+        if let Some(snippet) = self.render_snippet(sources) {
+            out.push_str(&snippet);
+            out.push('\n');
+        }
+        out
+    }
+
+    fn snippet_span(&self, sources: &SourceMap) -> Option<Span> {
+        if let Some(span) = self.highlight {
+            return Some(span);
+        }
+        // No exact span: point at the location's column, or its line.
+        let loc = self.location?;
+        let file = sources.get(loc.file);
+        let start = file.line_start(loc.line);
+        let line = file.line_text(loc.line);
+        let (from, to) = match loc.col {
+            Some(col) => {
+                let offset = offset_of_col(line, col);
+                let len = line[offset..].chars().next().map_or(0, char::len_utf8);
+                (start + offset, start + offset + len)
+            }
+            None => {
+                let indent = line.len() - line.trim_start().len();
+                (start + indent, start + line.trim_end().len())
+            }
+        };
+        Some(Span::new(loc.file, from..to))
+    }
+
+    fn render_snippet(&self, sources: &SourceMap) -> Option<String> {
+        let span = self.snippet_span(sources)?;
+        let file = sources.get(span.file);
+        // Show the lines the span touches, at most a few of them.
+        let first_line = file.line_of(span.start as usize);
+        let mut last_line = file.line_of((span.end as usize).max(span.start as usize + 1) - 1);
+        last_line = last_line.clamp(first_line, first_line + 5);
+        let window_start = file.line_start(first_line);
+        let window_end = file.line_start(last_line) + file.line_text(last_line).len();
+        let text = &file.text[window_start..window_end];
+        let from = span.start as usize - window_start;
+        let to = (span.end as usize).clamp(span.start as usize, window_end) - window_start;
+        let level = match self.severity {
+            Severity::Error => Level::Error,
+            Severity::Warning => Level::Warning,
+        };
+        let first_message_line = self.message.lines().next().unwrap_or("");
+        let message = level.title(first_message_line).snippet(
+            Snippet::source(text)
+                .line_start(first_line as usize)
+                .origin(&file.name)
+                .fold(true)
+                .annotation(level.span(from..to.max(from))),
+        );
+        Some(Renderer::plain().render(message).to_string())
+    }
+}
+
+fn offset_of_col(line: &str, col: u32) -> usize {
+    let mut c = 1u32;
+    for (i, ch) in line.char_indices() {
+        if c >= col {
+            return i;
+        }
+        c = if ch == '\t' { (c - 1) / 8 * 8 + 9 } else { c + 1 };
+    }
+    line.len()
+}
+
