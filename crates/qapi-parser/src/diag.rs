@@ -30,7 +30,7 @@ pub struct Diagnostic {
     /// QEMU's location: line of the token for syntax errors (with column),
     /// line of the definition's opening `{` for semantic errors.
     pub location: Option<Location>,
-    pub defn: Option<DefnContext>,
+    pub defn: Option<Box<DefnContext>>,
     /// The exact text at fault, when known; used for the caret snippet.
     pub highlight: Option<Span>,
     /// Follow-up diagnostics printed after this one, such as a previous
@@ -63,7 +63,7 @@ impl Diagnostic {
     }
 
     pub fn in_defn(mut self, defn: Option<DefnContext>) -> Diagnostic {
-        self.defn = defn;
+        self.defn = defn.map(Box::new);
         self
     }
 
@@ -176,15 +176,24 @@ impl Diagnostic {
             Severity::Error => Level::Error,
             Severity::Warning => Level::Warning,
         };
+        // The message is already on the QEMU-style line above; the
+        // snippet repeats only its first line, under the caret.
         let first_message_line = self.message.lines().next().unwrap_or("");
-        let message = level.title(first_message_line).snippet(
+        let title = match (self.severity, &self.defn, self.location.and_then(|l| l.col)) {
+            (Severity::Warning, ..) => "accepted outside strict mode".to_string(),
+            (_, Some(d), _) => format!("in {} '{}'", d.meta, d.name),
+            (_, None, Some(_)) => "syntax error".to_string(),
+            (_, None, None) => "invalid schema".to_string(),
+        };
+        let message = level.title(&title).snippet(
             Snippet::source(text)
                 .line_start(first_line as usize)
                 .origin(&file.name)
                 .fold(true)
-                .annotation(level.span(from..to.max(from))),
+                .annotation(Level::Error.span(from..to.max(from)).label(first_message_line)),
         );
-        Some(Renderer::plain().render(message).to_string())
+        let rendered = Renderer::plain().render(message).to_string();
+        Some(rendered)
     }
 }
 
@@ -198,4 +207,3 @@ fn offset_of_col(line: &str, col: u32) -> usize {
     }
     line.len()
 }
-

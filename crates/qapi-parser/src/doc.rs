@@ -233,7 +233,11 @@ impl Doc {
     }
 
     fn connect(&mut self, name: &str, kind: SectionKind) -> bool {
-        let list = if kind == SectionKind::Member { &self.args } else { &self.features };
+        let list = if kind == SectionKind::Member {
+            &self.args
+        } else {
+            &self.features
+        };
         match list.iter().find(|&&i| self.sections[i].name.as_deref() == Some(name)) {
             Some(&i) => {
                 self.sections[i].connected = true;
@@ -267,7 +271,11 @@ impl Doc {
     /// Descriptions of members or features that do not exist, with the
     /// location of the first.
     pub(crate) fn unconnected(&self, kind: SectionKind) -> Option<(Location, Vec<&str>)> {
-        let list = if kind == SectionKind::Member { &self.args } else { &self.features };
+        let list = if kind == SectionKind::Member {
+            &self.args
+        } else {
+            &self.features
+        };
         let bogus: Vec<&Section> = list
             .iter()
             .map(|&i| &self.sections[i])

@@ -106,7 +106,13 @@ pub fn dump(schema: &Schema) -> String {
                     let name_of = |t: Option<crate::schema::EntityId>| {
                         t.map_or("None".to_string(), |t| schema.entity(t).name.clone())
                     };
-                    let _ = writeln!(out, "command {} {} -> {}", e.name, name_of(c.arg_type), name_of(c.ret_type));
+                    let _ = writeln!(
+                        out,
+                        "command {} {} -> {}",
+                        e.name,
+                        name_of(c.arg_type),
+                        name_of(c.ret_type)
+                    );
                     let f = &c.flags;
                     let _ = writeln!(
                         out,

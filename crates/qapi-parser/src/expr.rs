@@ -129,7 +129,10 @@ pub struct Definition {
     pub features: Vec<FeatureDef>,
     pub location: Location,
     pub doc: Option<usize>,
+    /// The whole expression.
     pub span: Span,
+    /// The definition's name.
+    pub name_span: Span,
 }
 
 /// A definition or an include, in schema order.
@@ -160,7 +163,11 @@ fn name_stem(name: &str) -> Option<&str> {
     if let Some(after) = rest.strip_prefix("__") {
         let end = after.find('_')?;
         let prefix = &after[..end];
-        if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-') {
+        if prefix.is_empty()
+            || !prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        {
             return None;
         }
         rest = &after[end + 1..];
@@ -254,20 +261,19 @@ impl<'a> ExprChecker<'a> {
         let value = &expr.value;
         let members = value.as_object().expect("top-level expressions are objects");
         let metas: Vec<&Member> = members.iter().filter(|m| METAS.contains(&m.key.as_str())).collect();
-        let (meta, meta_member) = match metas.as_slice() {
-            [m] => (METAS.iter().copied().find(|x| *x == m.key).unwrap(), *m),
-            [] if !self.opts.strict && value.get("type").is_some() => {
-                let m = value.member("type").unwrap();
-                self.warn("'type' is the old spelling of 'struct'", m.key_span);
-                ("struct", m)
-            }
-            _ => {
-                return Err(self.err(
+        let (meta, meta_member) =
+            match metas.as_slice() {
+                [m] => (METAS.iter().copied().find(|x| *x == m.key).unwrap(), *m),
+                [] if !self.opts.strict && value.get("type").is_some() => {
+                    let m = value.member("type").unwrap();
+                    self.warn("'type' is the old spelling of 'struct'", m.key_span);
+                    ("struct", m)
+                }
+                _ => return Err(self.err(
                     "expression must have exactly one key 'enum', 'struct', 'union', 'alternate', 'command', 'event'",
                     value.span,
-                ))
-            }
-        };
+                )),
+            };
         let meta_key = meta_member.key.as_str();
         let Some(name) = meta_member.value.as_str() else {
             return Err(self.err(format!("'{meta}' requires a string name"), meta_member.value.span));
@@ -373,6 +379,7 @@ impl<'a> ExprChecker<'a> {
             location: expr.location,
             doc: doc_index,
             span: value.span,
+            name_span,
         })
     }
 
@@ -410,7 +417,14 @@ impl<'a> ExprChecker<'a> {
         }
     }
 
-    fn check_name_lower(&mut self, name: &str, source: &str, permit_upper: bool, permit_underscore: bool, span: Span) -> Res<()> {
+    fn check_name_lower(
+        &mut self,
+        name: &str,
+        source: &str,
+        permit_upper: bool,
+        permit_underscore: bool,
+        span: Span,
+    ) -> Res<()> {
         let stem = self.check_name_str(name, source, span)?;
         let upper = !permit_upper && stem.bytes().any(|b| b.is_ascii_uppercase());
         let underscore = !permit_underscore && stem.contains('_');
@@ -456,7 +470,10 @@ impl<'a> ExprChecker<'a> {
         let missing: Vec<&str> = required.iter().copied().filter(|r| !keys.contains(r)).collect();
         if !missing.is_empty() {
             let s = if missing.len() > 1 { "s" } else { "" };
-            return Err(self.err(format!("{source} misses key{s} {}", quoted_sorted(&missing)), value.span));
+            return Err(self.err(
+                format!("{source} misses key{s} {}", quoted_sorted(&missing)),
+                value.span,
+            ));
         }
         let unknown: Vec<&str> = keys
             .iter()
@@ -495,7 +512,10 @@ impl<'a> ExprChecker<'a> {
             // Before QEMU 6.2 a list of names meant "all of them".
             if !items.is_empty() && items.iter().all(|i| i.as_str().is_some()) {
                 self.warn("a list of 'if' conditions is the old form of {'all': [...]}", cond.span);
-                let all = items.iter().map(|i| self.check_if_node(i, source)).collect::<Res<Vec<_>>>()?;
+                let all = items
+                    .iter()
+                    .map(|i| self.check_if_node(i, source))
+                    .collect::<Res<Vec<_>>>()?;
                 return Ok(Some(IfCond::All(all)));
             }
         }
@@ -535,7 +555,10 @@ impl<'a> ExprChecker<'a> {
                     return Ok(IfCond::Not(Box::new(self.check_if_node(&m.value, source)?)));
                 }
                 let Some(operands) = m.value.as_array() else {
-                    return Err(self.err(format!("'{}' condition of {source} must be an array", m.key), m.value.span));
+                    return Err(self.err(
+                        format!("'{}' condition of {source} must be an array", m.key),
+                        m.value.span,
+                    ));
                 };
                 if operands.is_empty() {
                     return Err(self.err(format!("'if' condition [] of {source} is useless"), m.value.span));
@@ -544,7 +567,11 @@ impl<'a> ExprChecker<'a> {
                     .iter()
                     .map(|o| self.check_if_node(o, source))
                     .collect::<Res<Vec<_>>>()?;
-                Ok(if m.key == "all" { IfCond::All(items) } else { IfCond::Any(items) })
+                Ok(if m.key == "all" {
+                    IfCond::All(items)
+                } else {
+                    IfCond::Any(items)
+                })
             }
             _ => Err(self.err(
                 format!("'if' condition of {source} must be a string or an object"),
@@ -554,7 +581,9 @@ impl<'a> ExprChecker<'a> {
     }
 
     fn check_features(&mut self, features: Option<&Value>) -> Res<Vec<FeatureDef>> {
-        let Some(features) = features else { return Ok(Vec::new()) };
+        let Some(features) = features else {
+            return Ok(Vec::new());
+        };
         let Some(items) = features.as_array() else {
             return Err(self.err("'features' must be an array", features.span));
         };
@@ -689,7 +718,13 @@ impl<'a> ExprChecker<'a> {
             }
             let (type_value, ifcond_value, features_value) = match &m.value.kind {
                 ValueKind::Object(_) => {
-                    self.check_keys(&m.value, &Self::object_keys(&m.value), &key_source, &["type"], &["if", "features"])?;
+                    self.check_keys(
+                        &m.value,
+                        &Self::object_keys(&m.value),
+                        &key_source,
+                        &["type"],
+                        &["if", "features"],
+                    )?;
                     (m.value.get("type").unwrap(), m.value.get("if"), m.value.get("features"))
                 }
                 _ => (&m.value, None, None),
@@ -724,7 +759,10 @@ impl<'a> ExprChecker<'a> {
                     kind: ValueKind::Str(s),
                     ..
                 }] => Ok(TypeExpr::Array(s.clone())),
-                _ => Err(self.err(format!("{source}: array type must contain single type name"), value.span)),
+                _ => Err(self.err(
+                    format!("{source}: array type must contain single type name"),
+                    value.span,
+                )),
             },
             _ => Err(self.err(format!("{source} should be a type name or array"), value.span)),
         }
@@ -743,7 +781,10 @@ impl<'a> ExprChecker<'a> {
             Some(_) => return Err(self.err("'data' should be an object or type name", data.span)),
             None => self.check_inline_members(data, "'data'", Some(name))?,
         };
-        let base = value.get("base").map(|b| self.check_type_name(b, "'base'")).transpose()?;
+        let base = value
+            .get("base")
+            .map(|b| self.check_type_name(b, "'base'"))
+            .transpose()?;
         Ok(DefKind::Struct { base, members })
     }
 
@@ -831,7 +872,9 @@ fn legacy_c_condition(s: &str) -> Option<IfCond> {
     };
     let name = rest.strip_prefix("defined(")?.strip_suffix(')')?.trim();
     let valid = name.starts_with(|c: char| c.is_ascii_uppercase())
-        && name.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
     if !valid {
         return None;
     }
@@ -867,7 +910,10 @@ mod tests {
 
     #[test]
     fn if_repr() {
-        let c = IfCond::Not(Box::new(IfCond::Any(vec![IfCond::Name("A".into()), IfCond::Name("B".into())])));
+        let c = IfCond::Not(Box::new(IfCond::Any(vec![
+            IfCond::Name("A".into()),
+            IfCond::Name("B".into()),
+        ])));
         assert_eq!(c.python_repr(true), "{'not': {'any': ['A', 'B']}}");
         assert_eq!(IfCond::Name("A".into()).python_repr(true), "A");
     }

@@ -50,7 +50,7 @@ pub struct Options {
 pub struct Failure {
     /// The file could not be read, as opposed to being invalid.
     pub io: bool,
-    pub error: Diagnostic,
+    pub error: Box<Diagnostic>,
     pub warnings: Vec<Diagnostic>,
     pub sources: SourceMap,
 }
@@ -100,7 +100,7 @@ fn run(name: &str, text: Option<String>, opts: &Options) -> Result<Schema, Failu
     let fail = |io, error, warnings, sources| {
         Err(Failure {
             io,
-            error,
+            error: Box::new(error),
             warnings,
             sources,
         })

@@ -6,9 +6,7 @@ use std::sync::Arc;
 
 use crate::diag::Diagnostic;
 use crate::doc::{Doc, SectionKind};
-use crate::source::{
-    join_include_name, lexical_abs_path, FileId, IncludeSite, Location, SourceFile, SourceMap, Span,
-};
+use crate::source::{join_include_name, lexical_abs_path, FileId, IncludeSite, Location, SourceFile, SourceMap, Span};
 use crate::syntax::{self, LeniencyKind, SyntaxError, Token, TokenKind, Value};
 use crate::Options;
 
@@ -77,12 +75,13 @@ impl<'o> Reader<'o> {
     pub fn read_root(&mut self, name: &str, text: Option<String>) -> Result<(), ReadError> {
         let text = match text {
             Some(t) => t,
-            None => read_text(Path::new(name)).map_err(|e| {
-                ReadError::Io(Diagnostic::error(format!("can't read schema file '{name}': {e}")))
-            })?,
+            None => read_text(Path::new(name))
+                .map_err(|e| ReadError::Io(Diagnostic::error(format!("can't read schema file '{name}': {e}"))))?,
         };
         let abs = lexical_abs_path(Path::new(name));
-        let file = self.add_file(name.to_string(), abs, text, None).map_err(ReadError::Invalid)?;
+        let file = self
+            .add_file(name.to_string(), abs, text, None)
+            .map_err(ReadError::Invalid)?;
         self.parse_file(file).map_err(ReadError::Invalid)
     }
 
@@ -250,9 +249,18 @@ impl<'o> Reader<'o> {
         self.parse_file(included)
     }
 
-    fn pragma(&mut self, file: FileId, pos: usize, name: &str, value: &Value, key_span: Span) -> Result<(), Diagnostic> {
+    fn pragma(
+        &mut self,
+        file: FileId,
+        pos: usize,
+        name: &str,
+        value: &Value,
+        key_span: Span,
+    ) -> Result<(), Diagnostic> {
         let list = |this: &Self, shown: &str| -> Result<Vec<String>, Diagnostic> {
-            let items = value.as_array().and_then(|a| a.iter().map(|v| v.as_str().map(str::to_string)).collect());
+            let items = value
+                .as_array()
+                .and_then(|a| a.iter().map(|v| v.as_str().map(str::to_string)).collect());
             items.ok_or_else(|| {
                 this.sem_error(file, pos, format!("pragma {shown} must be a list of strings"))
                     .highlight(value.span)
@@ -362,7 +370,13 @@ impl<'o> Reader<'o> {
             if val.starts_with("##") {
                 break;
             }
-            lines.push(val.strip_prefix('#').unwrap_or(val).strip_prefix(' ').unwrap_or(&val[1..]).trim_end());
+            lines.push(
+                val.strip_prefix('#')
+                    .unwrap_or(val)
+                    .strip_prefix(' ')
+                    .unwrap_or(&val[1..])
+                    .trim_end(),
+            );
         }
         let symbol = lines
             .first()
@@ -433,7 +447,9 @@ fn match_at_name_colon(line: &str) -> Option<(&str, usize)> {
 
 /// A section tag such as `Returns:`; `Returns::` is reST, not a tag.
 fn match_tag(line: &str) -> Option<(&str, usize)> {
-    const TAGS: [&str; 8] = ["Returns", "Errors", "Since", "Notes", "Note", "Examples", "Example", "TODO"];
+    const TAGS: [&str; 8] = [
+        "Returns", "Errors", "Since", "Notes", "Note", "Examples", "Example", "TODO",
+    ];
     for tag in TAGS {
         if let Some(rest) = line.strip_prefix(tag) {
             if rest.starts_with(':') && !rest.starts_with("::") {
@@ -456,10 +472,13 @@ impl DocReader<'_, '_, '_> {
     }
 
     fn parse_error(&self, message: impl Into<String>) -> Diagnostic {
-        self.reader.syntax_error(self.file, SyntaxError {
-            offset: self.tok.start,
-            message: message.into(),
-        })
+        self.reader.syntax_error(
+            self.file,
+            SyntaxError {
+                offset: self.tok.start,
+                message: message.into(),
+            },
+        )
     }
 
     fn sem_here(&self, message: String) -> Diagnostic {
@@ -467,7 +486,8 @@ impl DocReader<'_, '_, '_> {
     }
 
     fn accept(&mut self) -> Result<(), Diagnostic> {
-        self.tok = syntax::next_token(self.src, self.tok.end, false).map_err(|e| self.reader.syntax_error(self.file, e))?;
+        self.tok =
+            syntax::next_token(self.src, self.tok.end, false).map_err(|e| self.reader.syntax_error(self.file, e))?;
         Ok(())
     }
 
@@ -531,17 +551,23 @@ impl DocReader<'_, '_, '_> {
         }
         if let Some(at) = single_space_sentence_break(line) {
             let offset = self.tok.start + 2 + at;
-            return Err(self.reader.syntax_error(self.file, SyntaxError {
-                offset,
-                message: "Use two spaces between sentences\nIf this not the end of a sentence, please report a bug."
-                    .to_string(),
-            }));
+            return Err(self.reader.syntax_error(
+                self.file,
+                SyntaxError {
+                    offset,
+                    message:
+                        "Use two spaces between sentences\nIf this not the end of a sentence, please report a bug."
+                            .to_string(),
+                },
+            ));
         }
         Ok(())
     }
 
     fn read(&mut self) -> Result<Doc, Diagnostic> {
-        let TokenKind::Comment(first) = self.tok.kind else { unreachable!("a doc block starts at ##") };
+        let TokenKind::Comment(first) = self.tok.kind else {
+            unreachable!("a doc block starts at ##")
+        };
         if first != "##" {
             return Err(self.parse_error("junk after '##' at start of documentation comment"));
         }
@@ -571,7 +597,10 @@ impl DocReader<'_, '_, '_> {
                             return Err(self.parse_error(message));
                         }
                         let w = self.parse_error(message);
-                        self.reader.out.warnings.push(Diagnostic::warning(w.message).at(w.location.unwrap()));
+                        self.reader
+                            .out
+                            .warnings
+                            .push(Diagnostic::warning(w.message).at(w.location.unwrap()));
                     }
                     doc.append_line(&l);
                     line = self.next_line()?;
@@ -645,9 +674,13 @@ impl DocReader<'_, '_, '_> {
                         return Err(self.parse_error(message));
                     }
                     let w = self.parse_error(message);
-                    self.reader.out.warnings.push(Diagnostic::warning(w.message).at(w.location.unwrap()));
+                    self.reader
+                        .out
+                        .warnings
+                        .push(Diagnostic::warning(w.message).at(w.location.unwrap()));
                 }
-                doc.new_tagged_section(self.here(), kind).map_err(|m| self.sem_here(m))?;
+                doc.new_tagged_section(self.here(), kind)
+                    .map_err(|m| self.sem_here(m))?;
                 if text_at < l.len() {
                     doc.append_line(&l[text_at..]);
                 }
@@ -730,7 +763,8 @@ fn single_space_sentence_break(line: &str) -> Option<usize> {
         }
         let word_start = line[..i].rfind(' ').map_or(0, |s| s + 1);
         let word = &line[word_start..=i];
-        let is_list_number = line[..word_start].trim().is_empty() && word[..word.len() - 1].bytes().all(|c| c.is_ascii_digit());
+        let is_list_number =
+            line[..word_start].trim().is_empty() && word[..word.len() - 1].bytes().all(|c| c.is_ascii_digit());
         let is_abbreviation = matches!(word, "e.g." | "i.e." | "etc." | "vs." | "cf.") || word.len() <= 2;
         if is_list_number || is_abbreviation {
             continue;

@@ -7,11 +7,10 @@ use std::path::Path;
 use crate::diag::{DefnContext, Diagnostic};
 use crate::doc::{Doc, SectionKind};
 use crate::expr::{
-    c_name, BranchDef, Checked, CommandFlags, DefKind, Definition, FeatureDef, IfCond, MemberDef, ObjectRef,
-    TypeExpr,
+    c_name, BranchDef, Checked, CommandFlags, DefKind, Definition, FeatureDef, IfCond, MemberDef, ObjectRef, TypeExpr,
 };
 use crate::parser::Pragma;
-use crate::source::{lexical_abs_path, relative_name, Location, SourceMap};
+use crate::source::{lexical_abs_path, relative_name, Location, SourceMap, Span};
 
 /// Index of an entity in [`Schema::entities`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -122,14 +121,28 @@ pub struct Command {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EntityKind {
     /// An `include` directive, naming the included module.
-    Include { module: String },
-    Builtin { json_type: JsonType },
-    Enum { values: Vec<EnumValue>, prefix: Option<String> },
-    Array { element: EntityId },
+    Include {
+        module: String,
+    },
+    Builtin {
+        json_type: JsonType,
+    },
+    Enum {
+        values: Vec<EnumValue>,
+        prefix: Option<String>,
+    },
+    Array {
+        element: EntityId,
+    },
     Object(ObjectType),
-    Alternate { variants: Vec<Variant> },
+    Alternate {
+        variants: Vec<Variant>,
+    },
     Command(Command),
-    Event { arg_type: Option<EntityId>, boxed: bool },
+    Event {
+        arg_type: Option<EntityId>,
+        boxed: bool,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -146,6 +159,8 @@ pub struct Entity {
     /// Index into [`Schema::modules`].
     pub module: usize,
     defn: Option<DefnContext>,
+    /// The name in the defining expression, for error snippets.
+    name_span: Option<Span>,
 }
 
 impl Entity {
@@ -309,7 +324,18 @@ impl Builder {
 
     fn entity_err(&self, id: EntityId, message: impl Into<String>) -> Diagnostic {
         let e = &self.entities[id.0];
-        self.err_at(e.location, e.defn.as_ref(), message)
+        // Implicit types report through the definition that made them.
+        let span = e.name_span.or_else(|| {
+            e.defn
+                .as_ref()
+                .and_then(|d| self.by_name.get(&d.name))
+                .and_then(|o| self.entities[o.0].name_span)
+        });
+        let d = self.err_at(e.location, e.defn.as_ref(), message);
+        match span {
+            Some(s) => d.highlight(s),
+            None => d,
+        }
     }
 
     fn describe(&self, id: EntityId) -> String {
@@ -334,7 +360,11 @@ impl Builder {
                 let o = &self.entities[other.0];
                 let err = match o.location {
                     Some(_) => self
-                        .err_at(entity.location, entity.defn.as_ref(), format!("'{}' is already defined", entity.name))
+                        .err_at(
+                            entity.location,
+                            entity.defn.as_ref(),
+                            format!("'{}' is already defined", entity.name),
+                        )
                         .note(self.err_at(o.location, o.defn.as_ref(), "previous definition")),
                     None => self.err_at(
                         entity.location,
@@ -342,7 +372,10 @@ impl Builder {
                         format!("{} is already defined", self.describe(other)),
                     ),
                 };
-                return Err(err);
+                return Err(match entity.name_span {
+                    Some(span) => err.highlight(span),
+                    None => err,
+                });
             }
             self.by_name.insert(entity.name.clone(), id);
         }
@@ -352,7 +385,12 @@ impl Builder {
         Ok(id)
     }
 
-    fn features(&mut self, defs: &[FeatureDef], location: Option<Location>, defn: Option<&DefnContext>) -> Res<Vec<Feature>> {
+    fn features(
+        &mut self,
+        defs: &[FeatureDef],
+        location: Option<Location>,
+        defn: Option<&DefnContext>,
+    ) -> Res<Vec<Feature>> {
         for f in defs {
             if !self.feature_names.contains(&f.name) {
                 self.feature_names.push(f.name.clone());
@@ -384,12 +422,16 @@ impl Builder {
             doc: None,
             module: 0,
             defn: None,
+            name_span: None,
         }
     }
 
     pub fn define_predefined(&mut self) -> Res<()> {
         for (name, json_type) in BUILTINS {
-            self.add_entity(Self::builtin_entity(name, EntityKind::Builtin { json_type }), Unresolved::default())?;
+            self.add_entity(
+                Self::builtin_entity(name, EntityKind::Builtin { json_type }),
+                Unresolved::default(),
+            )?;
             self.make_array(name, None, None)?;
         }
         let empty = EntityKind::Object(ObjectType {
@@ -427,6 +469,7 @@ impl Builder {
                 doc: None,
                 module: 0,
                 defn: defn.cloned(),
+                name_span: None,
             };
             let unresolved = Unresolved {
                 element: Some(element.to_string()),
@@ -444,7 +487,13 @@ impl Builder {
         }
     }
 
-    fn members(&mut self, defs: &[MemberDef], owner: &str, location: Location, defn: &DefnContext) -> Res<(Vec<ObjectMember>, Vec<String>)> {
+    fn members(
+        &mut self,
+        defs: &[MemberDef],
+        owner: &str,
+        location: Location,
+        defn: &DefnContext,
+    ) -> Res<(Vec<ObjectMember>, Vec<String>)> {
         let mut members = Vec::with_capacity(defs.len());
         let mut names = Vec::with_capacity(defs.len());
         for m in defs {
@@ -492,6 +541,7 @@ impl Builder {
                 doc: None,
                 module: 0,
                 defn: Some(defn.clone()),
+                name_span: None,
             };
             self.add_entity(
                 entity,
@@ -504,7 +554,12 @@ impl Builder {
         Ok(Some(name))
     }
 
-    fn variants(&mut self, defs: &[BranchDef], location: Location, defn: &DefnContext) -> Res<(Vec<Variant>, Vec<String>)> {
+    fn variants(
+        &mut self,
+        defs: &[BranchDef],
+        location: Location,
+        defn: &DefnContext,
+    ) -> Res<(Vec<Variant>, Vec<String>)> {
         let mut variants = Vec::with_capacity(defs.len());
         let mut names = Vec::with_capacity(defs.len());
         for b in defs {
@@ -532,6 +587,7 @@ impl Builder {
                         doc: None,
                         module: 0,
                         defn: None,
+                        name_span: None,
                     };
                     self.add_entity(entity, Unresolved::default())?;
                 }
@@ -632,6 +688,7 @@ impl Builder {
             doc: d.doc,
             module: 0,
             defn: Some(defn),
+            name_span: Some(d.name_span),
         };
         self.add_entity(entity, unresolved)?;
         Ok(())
@@ -655,7 +712,10 @@ impl Builder {
     // ------------------------------------------------------------ check
 
     fn lookup_type(&self, name: &str) -> Option<EntityId> {
-        self.by_name.get(name).copied().filter(|id| self.entities[id.0].is_type())
+        self.by_name
+            .get(name)
+            .copied()
+            .filter(|id| self.entities[id.0].is_type())
     }
 
     fn resolve(&self, name: &str, reporter: EntityId, what: &str) -> Res<EntityId> {
@@ -762,7 +822,10 @@ impl Builder {
             EntityKind::Array { .. } => {
                 self.check_type_features(id)?;
                 let element = self.unresolved[id.0].element.clone().unwrap();
-                let what = self.entities[id.0].defn.as_ref().map_or(String::new(), |d| d.meta.clone());
+                let what = self.entities[id.0]
+                    .defn
+                    .as_ref()
+                    .map_or(String::new(), |d| d.meta.clone());
                 let element_id = self.resolve(&element, id, &what)?;
                 if matches!(self.entities[element_id.0].kind, EntityKind::Array { .. }) {
                     return Err(self.entity_err(id, format!("array type ['{element}'] cannot contain an array")));
@@ -788,7 +851,8 @@ impl Builder {
                             t = element;
                         }
                         if !matches!(self.entities[t.0].kind, EntityKind::Object(_)) {
-                            let e = self.entity_err(id, format!("command's 'returns' cannot take {}", self.describe(ret_id)));
+                            let e = self
+                                .entity_err(id, format!("command's 'returns' cannot take {}", self.describe(ret_id)));
                             if self.strict {
                                 return Err(e);
                             }
@@ -851,7 +915,12 @@ impl Builder {
 
     /// Adds `id`'s members (and for unions each branch's) to `seen`,
     /// reporting clashes against `reporter`.
-    fn object_clash(&self, id: EntityId, reporter: EntityId, seen: &mut Vec<(String, String, String, String)>) -> Res<()> {
+    fn object_clash(
+        &self,
+        id: EntityId,
+        reporter: EntityId,
+        seen: &mut Vec<(String, String, String, String)>,
+    ) -> Res<()> {
         let obj = self.object_members(id);
         for m in &obj.members {
             self.check_clash(seen, "member", &m.name, &m.defined_in, reporter)?;
@@ -981,7 +1050,11 @@ impl Builder {
             if !values.iter().any(|e| e.name == v.name) {
                 return Err(self.entity_err(
                     id,
-                    format!("branch '{}' is not a value of {}", v.name, self.describe(tag_member.typ)),
+                    format!(
+                        "branch '{}' is not a value of {}",
+                        v.name,
+                        self.describe(tag_member.typ)
+                    ),
                 ));
             }
             if self.entities[v.typ.0].as_object().is_none() {
@@ -1049,7 +1122,9 @@ impl Builder {
     // ------------------------------------------------------- documentation
 
     fn connect_doc(&mut self, id: EntityId) -> Res<()> {
-        let Some(d) = self.entities[id.0].doc else { return Ok(()) };
+        let Some(d) = self.entities[id.0].doc else {
+            return Ok(());
+        };
         self.connect_doc_to(id, d)
     }
 
@@ -1085,10 +1160,10 @@ impl Builder {
                     self.connect_member(d, "branch", &v.name, id)?;
                 }
             }
-            EntityKind::Command(Command { arg_type: Some(a), .. }) | EntityKind::Event { arg_type: Some(a), .. } => {
-                if self.entities[a.0].is_implicit() {
-                    self.connect_doc_to(*a, d)?;
-                }
+            EntityKind::Command(Command { arg_type: Some(a), .. }) | EntityKind::Event { arg_type: Some(a), .. }
+                if self.entities[a.0].is_implicit() =>
+            {
+                self.connect_doc_to(*a, d)?;
             }
             _ => {}
         }
@@ -1130,7 +1205,11 @@ impl Builder {
 
     /// Assigns entities to modules and hands over the finished schema.
     pub fn finish(mut self, sources: SourceMap) -> Schema {
-        let root = sources.files().next().map(|(_, f)| f.abs_path.clone()).unwrap_or_default();
+        let root = sources
+            .files()
+            .next()
+            .map(|(_, f)| f.abs_path.clone())
+            .unwrap_or_default();
         let root_dir = root.parent().map(Path::to_path_buf).unwrap_or_default();
         let module_name = |file_abs: &Path| relative_name(file_abs, &root_dir);
         let mut modules = vec![Module {

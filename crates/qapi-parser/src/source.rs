@@ -129,9 +129,7 @@ impl SourceMap {
     }
 
     pub fn find_by_abs_path(&self, path: &Path) -> Option<FileId> {
-        self.files()
-            .find(|(_, f)| f.abs_path == path)
-            .map(|(id, _)| id)
+        self.files().find(|(_, f)| f.abs_path == path).map(|(id, _)| id)
     }
 
     /// The line-level location of a byte offset.

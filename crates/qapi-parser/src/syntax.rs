@@ -415,7 +415,9 @@ pub fn diagnose(src: &str, start: usize, lenient: bool) -> Result<usize, SyntaxE
                 return Err(SyntaxError::new(tok.start, "expected ':'"));
             }
             tok = next_token(src, tok.end, true)?;
-            let Some(Frame::Object(keys)) = stack.last_mut() else { unreachable!() };
+            let Some(Frame::Object(keys)) = stack.last_mut() else {
+                unreachable!()
+            };
             if keys.contains(&key) {
                 return Err(SyntaxError::new(tok.start, format!("duplicate key '{key}'")));
             }
@@ -427,7 +429,10 @@ pub fn diagnose(src: &str, start: usize, lenient: bool) -> Result<usize, SyntaxE
         match &tok.kind {
             Punct(b'{') => {
                 if stack.len() >= MAX_NESTING {
-                    return Err(SyntaxError::new(tok.start, format!("nesting deeper than {MAX_NESTING} levels")));
+                    return Err(SyntaxError::new(
+                        tok.start,
+                        format!("nesting deeper than {MAX_NESTING} levels"),
+                    ));
                 }
                 tok = next_token(src, tok.end, true)?;
                 match &tok.kind {
@@ -442,7 +447,10 @@ pub fn diagnose(src: &str, start: usize, lenient: bool) -> Result<usize, SyntaxE
             }
             Punct(b'[') => {
                 if stack.len() >= MAX_NESTING {
-                    return Err(SyntaxError::new(tok.start, format!("nesting deeper than {MAX_NESTING} levels")));
+                    return Err(SyntaxError::new(
+                        tok.start,
+                        format!("nesting deeper than {MAX_NESTING} levels"),
+                    ));
                 }
                 tok = next_token(src, tok.end, true)?;
                 match &tok.kind {
@@ -451,7 +459,12 @@ pub fn diagnose(src: &str, start: usize, lenient: bool) -> Result<usize, SyntaxE
                         stack.push(Frame::Array);
                         continue 'value;
                     }
-                    _ => return Err(SyntaxError::new(tok.start, "expected '{', '[', ']', string, or boolean")),
+                    _ => {
+                        return Err(SyntaxError::new(
+                            tok.start,
+                            "expected '{', '[', ']', string, or boolean",
+                        ))
+                    }
                 }
             }
             Str(_) | Bool(_) => tok = next_token(src, tok.end, true)?,

@@ -96,7 +96,11 @@ fn qemu_qapi_schema_suite() {
                     }
                 } else {
                     error_cases += 1;
-                    report.push(format!("{}: accepted, QEMU says: {}", case.name, expected_err.trim_end()));
+                    report.push(format!(
+                        "{}: accepted, QEMU says: {}",
+                        case.name,
+                        expected_err.trim_end()
+                    ));
                 }
             }
             Err(failure) => {
@@ -117,7 +121,11 @@ fn qemu_qapi_schema_suite() {
                     (Some(a), Some(e)) => {
                         let al: Vec<&str> = a.split(':').collect();
                         let el: Vec<&str> = e.split(':').collect();
-                        let n = if el.len() > 2 && el[2].bytes().all(|b| b.is_ascii_digit()) && !el[2].is_empty() { 3 } else { 2 };
+                        let n = if el.len() > 2 && el[2].bytes().all(|b| b.is_ascii_digit()) && !el[2].is_empty() {
+                            3
+                        } else {
+                            2
+                        };
                         al.len() >= n && al[..n] == el[..n]
                     }
                     (None, None) => actual.trim_end() == expected_err.trim_end(),
@@ -131,7 +139,11 @@ fn qemu_qapi_schema_suite() {
                     report.push(format!(
                         "{}:{}\n    ours: {}\n    qemu: {}",
                         case.name,
-                        if same_loc { " (same location)" } else { " LOCATION DIFFERS" },
+                        if same_loc {
+                            " (same location)"
+                        } else {
+                            " LOCATION DIFFERS"
+                        },
                         actual.trim_end().replace('\n', " | "),
                         expected_err.trim_end().replace('\n', " | ")
                     ));
@@ -185,6 +197,57 @@ fn strict_mode_accepts_only_the_current_guest_schema() {
     let Some(dir) = data_dir() else { return };
     for (tag, path) in history(&dir) {
         let result = parse_file(path.to_str().unwrap(), &Options { strict: true });
-        assert_eq!(result.is_ok(), tag == "v10.2.0", "{tag} under strict mode: {:?}", result.err().map(|f| f.to_string()));
+        assert_eq!(
+            result.is_ok(),
+            tag == "v10.2.0",
+            "{tag} under strict mode: {:?}",
+            result.err().map(|f| f.to_string())
+        );
     }
+}
+
+fn required() -> bool {
+    std::env::var_os("QAPI_CONFORMANCE_REQUIRED").is_some()
+}
+
+/// The schema Debian's qemu-guest-agent package ships (gzipped).
+#[test]
+fn debian_package_schema_passes_default_mode() {
+    let path = std::env::var("QGA_DEBIAN_SCHEMA")
+        .unwrap_or_else(|_| "/usr/share/doc/qemu-guest-agent/qapi-schema.json.gz".to_string());
+    let Ok(file) = std::fs::File::open(&path) else {
+        let message = format!("\n*** {path} not found (apt-get install qemu-guest-agent); test did NOT run ***\n");
+        assert!(!required(), "{message}");
+        eprintln!("{message}");
+        return;
+    };
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(file), &mut text).unwrap();
+    let schema = qapi_parser::parse_str("qapi-schema.json", &text, &Options::default())
+        .unwrap_or_else(|f| panic!("{}", f.render()));
+    assert!(schema.lookup("guest-sync-delimited").is_some());
+}
+
+/// Everything but the dump's doc part: the protocol facts.
+fn entity_dump(schema: &qapi_parser::Schema) -> String {
+    dump(schema)
+        .lines()
+        .take_while(|l| !l.starts_with("doc "))
+        .filter(|l| !l.starts_with("module ") && !l.starts_with("include "))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// `schema/` states the same protocol as QEMU 10.2's guest agent, in
+/// our own words, and passes strict mode.
+#[test]
+fn our_schema_has_qemu_10_2_definitions() {
+    let ours = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schema/qga.json");
+    let ours =
+        parse_file(ours.to_str().unwrap(), &Options { strict: true }).unwrap_or_else(|f| panic!("{}", f.render()));
+    assert!(ours.warnings.is_empty());
+    let Some(dir) = data_dir() else { return };
+    let qemu = dir.join("qga-history/v10.2.0.json");
+    let qemu = parse_file(qemu.to_str().unwrap(), &Options { strict: true }).unwrap();
+    assert_eq!(entity_dump(&ours), entity_dump(&qemu));
 }
