@@ -169,7 +169,18 @@ impl Diagnostic {
         last_line = last_line.clamp(first_line, first_line + 5);
         let window_start = file.line_start(first_line);
         let window_end = file.line_start(last_line) + file.line_text(last_line).len();
-        let text = &file.text[window_start..window_end];
+        // The snippet renderer mishandles control characters (a carriage
+        // return can make it panic), so show them as spaces; each is one
+        // byte, so spans stay valid.
+        let mut text = String::with_capacity(window_end - window_start);
+        for c in file.text[window_start..window_end].chars() {
+            if c.is_control() && c != '\t' && c != '\n' {
+                text.extend(std::iter::repeat_n(' ', c.len_utf8()));
+            } else {
+                text.push(c);
+            }
+        }
+        let text = text.as_str();
         let from = span.start as usize - window_start;
         let to = (span.end as usize).clamp(span.start as usize, window_end) - window_start;
         let level = match self.severity {
@@ -206,4 +217,25 @@ fn offset_of_col(line: &str, col: u32) -> usize {
         c = if ch == '\t' { (c - 1) / 8 * 8 + 9 } else { c + 1 };
     }
     line.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{parse_str, Options};
+
+    /// Found by fuzzing: carriage returns and NULs on an error line made the
+    /// snippet renderer panic.
+    #[test]
+    fn render_survives_control_characters() {
+        let line = format!("{}\u{1}\0\0f{}\u{85}x", "\r".repeat(70), "\0".repeat(90));
+        let failure = parse_str(
+            "c.json",
+            &format!("{{ 'struct': 'A', 'data': {{}} }}\n{line}\n"),
+            &Options::default(),
+        )
+        .unwrap_err();
+        let text = failure.render();
+        assert!(text.starts_with("c.json:2:"), "{text}");
+        assert!(text.contains("stray '\\u{1}\\u{0}\\u{0}f"), "{text}");
+    }
 }

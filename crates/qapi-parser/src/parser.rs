@@ -75,8 +75,10 @@ impl<'o> Reader<'o> {
     pub fn read_root(&mut self, name: &str, text: Option<String>) -> Result<(), ReadError> {
         let text = match text {
             Some(t) => t,
-            None => read_text(Path::new(name))
-                .map_err(|e| ReadError::Io(Diagnostic::error(format!("can't read schema file '{name}': {e}"))))?,
+            None => read_text(Path::new(name)).map_err(|e| match e {
+                TextError::Io(e) => ReadError::Io(Diagnostic::error(format!("can't read schema file '{name}': {e}"))),
+                TextError::Utf8(e) => ReadError::Invalid(Diagnostic::error(format!("schema file '{name}': {e}"))),
+            })?,
         };
         let abs = lexical_abs_path(Path::new(name));
         let file = self
@@ -239,8 +241,12 @@ impl<'o> Reader<'o> {
         if self.out.sources.find_by_abs_path(&abs).is_some() {
             return Ok(());
         }
-        let text = read_text(Path::new(&name))
-            .map_err(|e| self.sem_error(file, pos, format!("can't read include file '{name}': {e}")))?;
+        let text = read_text(Path::new(&name)).map_err(|e| {
+            let reason = match e {
+                TextError::Io(e) | TextError::Utf8(e) => e,
+            };
+            self.sem_error(file, pos, format!("can't read include file '{name}': {reason}"))
+        })?;
         let site = IncludeSite {
             file,
             line: location.line,
@@ -399,13 +405,18 @@ fn next_token_checked(reader: &Reader<'_>, file: FileId, src: &str, pos: usize) 
         .map_err(|e| reader.syntax_error(file, e))
 }
 
-fn read_text(path: &Path) -> Result<String, String> {
-    let bytes = std::fs::read(path).map_err(|e| io_reason(&e))?;
+enum TextError {
+    Io(String),
+    Utf8(String),
+}
+
+fn read_text(path: &Path) -> Result<String, TextError> {
+    let bytes = std::fs::read(path).map_err(|e| TextError::Io(io_reason(&e)))?;
     String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
         let valid = &e.as_bytes()[..at];
         let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
-        format!("invalid UTF-8 at line {line}, byte offset {at}")
+        TextError::Utf8(format!("invalid UTF-8 at line {line}, byte offset {at}"))
     })
 }
 

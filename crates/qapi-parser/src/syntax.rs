@@ -189,9 +189,19 @@ pub fn next_token(src: &str, mut cursor: usize, mut skip_comment: bool) -> Resul
             }
             c if is_py_space(c) => {}
             _ => {
+                // Control characters are shown escaped so the message stays
+                // readable; printable text is shown as is, like QEMU.
                 let run: String = src[pos..]
                     .chars()
                     .take_while(|&c| !"[]{}:,'".contains(c) && !is_py_space(c))
+                    .flat_map(|c| {
+                        let escaped: Vec<char> = if c.is_control() {
+                            c.escape_default().collect()
+                        } else {
+                            vec![c]
+                        };
+                        escaped
+                    })
                     .collect();
                 return Err(SyntaxError::new(pos, format!("stray '{run}'")));
             }
