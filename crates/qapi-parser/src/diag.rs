@@ -170,15 +170,23 @@ impl Diagnostic {
         let window_start = file.line_start(first_line);
         let window_end = file.line_start(last_line) + file.line_text(last_line).len();
         // The snippet renderer mishandles control characters (a carriage
-        // return can make it panic), so show them as spaces; each is one
-        // byte, so spans stay valid.
+        // return can make it panic), so show each byte of one as `?`;
+        // spans stay valid.
         let mut text = String::with_capacity(window_end - window_start);
         for c in file.text[window_start..window_end].chars() {
             if c.is_control() && c != '\t' && c != '\n' {
-                text.extend(std::iter::repeat_n(' ', c.len_utf8()));
+                text.extend(std::iter::repeat_n('?', c.len_utf8()));
             } else {
                 text.push(c);
             }
+        }
+        // Its margin arithmetic also underflows when the caret sits inside
+        // long leading whitespace (only possible at end of file); the
+        // QEMU-style line says enough there.
+        let first = text.lines().next().unwrap_or("");
+        let indent = first.len() - first.trim_start().len();
+        if span.start as usize - window_start < indent && indent > 16 {
+            return None;
         }
         let text = text.as_str();
         let from = span.start as usize - window_start;
