@@ -21,6 +21,18 @@ enum Command {
     /// Print the checked schema in the format of QEMU's
     /// tests/qapi-schema/*.out files.
     Dump(SchemaArgs),
+    /// Generate one Rust module (types, commands, client, server) that
+    /// compiles as the lib.rs of a crate depending on qapi-runtime.
+    Generate(GenerateArgs),
+}
+
+#[derive(Args)]
+struct GenerateArgs {
+    #[command(flatten)]
+    schema: SchemaArgs,
+    /// Write here instead of standard output.
+    #[arg(short, long)]
+    output: Option<std::path::PathBuf>,
 }
 
 #[derive(Args)]
@@ -63,6 +75,29 @@ fn main() -> ExitCode {
                 match std::io::stdout().lock().write_all(text.as_bytes()) {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(_) => ExitCode::from(2),
+                }
+            }
+            Err(code) => code,
+        },
+        Command::Generate(args) => match load(&args.schema) {
+            Ok(schema) => {
+                let label = std::path::Path::new(&args.schema.schema)
+                    .file_name()
+                    .map_or(args.schema.schema.clone(), |n| n.to_string_lossy().into_owned());
+                let text = qapi_codegen::generate(&schema, &label);
+                let written = match &args.output {
+                    Some(path) => qapi_codegen::write_if_changed(path, &text).map_err(|e| e.to_string()),
+                    None => std::io::stdout()
+                        .lock()
+                        .write_all(text.as_bytes())
+                        .map_err(|e| e.to_string()),
+                };
+                match written {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("qapi-gen: {e}");
+                        ExitCode::from(2)
+                    }
                 }
             }
             Err(code) => code,

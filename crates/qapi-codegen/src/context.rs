@@ -1,0 +1,251 @@
+//! What every emitter shares: the checked schema and the Rust names and
+//! types chosen for its entities.
+
+use std::collections::{HashMap, HashSet};
+
+use proc_macro2::{Ident, TokenStream};
+use qapi_parser::schema::{EntityKind, ObjectMember};
+use qapi_parser::{Entity, EntityId, Schema};
+use quote::quote;
+
+use crate::names::{camel, ident, screaming, snake, Scope};
+
+/// The Rust side of one command.
+pub struct CommandNames {
+    pub entity: EntityId,
+    /// Its marker type in the `commands` module.
+    pub marker: Ident,
+    /// Its method in the client and server.
+    pub method: Ident,
+    /// Index in the `COMMANDS` table.
+    pub index: usize,
+}
+
+pub struct Context<'s> {
+    pub schema: &'s Schema,
+    type_names: HashMap<EntityId, Ident>,
+    desc_names: HashMap<EntityId, Ident>,
+    members_names: HashMap<EntityId, Ident>,
+    pub commands: Vec<CommandNames>,
+    /// Entities that get a Rust type, in schema order.
+    pub types: Vec<EntityId>,
+}
+
+/// Object types the generator writes as Rust structs or unions: named
+/// ones, and command arguments.
+fn is_generated_object(e: &Entity) -> bool {
+    matches!(e.kind, EntityKind::Object(_)) && (!e.is_implicit() || e.name.ends_with("-arg"))
+}
+
+impl<'s> Context<'s> {
+    pub fn new(schema: &'s Schema) -> Context<'s> {
+        let mut type_scope = Scope::default();
+        let mut static_scope = Scope::with_reserved(&["COMMANDS"]);
+        let mut method_scope = Scope::with_reserved(&["new", "transport", "transport_mut", "into_inner"]);
+        let mut marker_scope = Scope::default();
+        let mut ctx = Context {
+            schema,
+            type_names: HashMap::new(),
+            desc_names: HashMap::new(),
+            members_names: HashMap::new(),
+            commands: Vec::new(),
+            types: Vec::new(),
+        };
+        let used = ctx.referenced_types();
+        for (i, e) in schema.entities.iter().enumerate() {
+            let id = EntityId(i);
+            let wanted = match &e.kind {
+                EntityKind::Enum { .. } if e.name != "QType" || used.contains(&id) => Some(camel(&e.name)),
+                EntityKind::Alternate { .. } => Some(camel(&e.name)),
+                EntityKind::Object(_) if is_generated_object(e) => Some(match e.name.strip_prefix("q_obj_") {
+                    Some(rest) => format!("{}Args", camel(rest.trim_end_matches("-arg"))),
+                    None => camel(&e.name),
+                }),
+                _ => None,
+            };
+            if let Some(wanted) = wanted {
+                let name = type_scope.claim(wanted);
+                let desc = static_scope.claim(screaming(&name));
+                if matches!(e.kind, EntityKind::Object(_)) {
+                    let members = static_scope.claim(format!("{desc}_MEMBERS"));
+                    ctx.members_names.insert(id, ident(&members));
+                }
+                ctx.desc_names.insert(id, ident(&desc));
+                ctx.type_names.insert(id, ident(&name));
+                ctx.types.push(id);
+            }
+            if let EntityKind::Array { element } = &e.kind {
+                if e.location.is_some() || used.contains(&id) {
+                    let element_name = screaming(&schema.entity(*element).name);
+                    let desc = static_scope.claim(format!("{element_name}_LIST"));
+                    ctx.desc_names.insert(id, ident(&desc));
+                }
+            }
+            if let EntityKind::Command(_) = &e.kind {
+                let index = ctx.commands.len();
+                ctx.commands.push(CommandNames {
+                    entity: id,
+                    marker: ident(&marker_scope.claim(camel(&e.name))),
+                    method: ident(&method_scope.claim(snake(&e.name))),
+                    index,
+                });
+            }
+        }
+        ctx
+    }
+
+    /// Types that members, branches, returns or arrays refer to.
+    fn referenced_types(&self) -> HashSet<EntityId> {
+        let mut used = HashSet::new();
+        for e in &self.schema.entities {
+            match &e.kind {
+                EntityKind::Object(o) => {
+                    used.extend(o.members.iter().map(|m| m.typ));
+                    if let Some(b) = &o.branches {
+                        used.extend(b.variants.iter().map(|v| v.typ));
+                    }
+                }
+                EntityKind::Alternate { variants } => used.extend(variants.iter().map(|v| v.typ)),
+                EntityKind::Array { element } => {
+                    used.insert(*element);
+                }
+                EntityKind::Command(c) => used.extend(c.ret_type.iter().chain(c.arg_type.iter()).copied()),
+                _ => {}
+            }
+        }
+        used
+    }
+
+    pub fn entity(&self, id: EntityId) -> &'s Entity {
+        self.schema.entity(id)
+    }
+
+    pub fn type_name(&self, id: EntityId) -> &Ident {
+        &self.type_names[&id]
+    }
+
+    /// The Rust type for values of `id`; `prefix` reaches the module the
+    /// generated types live in (empty, or `super::`).
+    pub fn rust_type(&self, id: EntityId, prefix: &TokenStream) -> TokenStream {
+        let e = self.entity(id);
+        match &e.kind {
+            EntityKind::Builtin { .. } => builtin_type(&e.name),
+            EntityKind::Array { element } => {
+                let inner = self.rust_type(*element, prefix);
+                quote!(::std::vec::Vec<#inner>)
+            }
+            _ => match self.type_names.get(&id) {
+                Some(name) => quote!(#prefix #name),
+                // Only q_empty is left: no members at all.
+                None => quote!(::qapi_runtime::Empty),
+            },
+        }
+    }
+
+    /// The static `TypeDesc` for values of `id`.
+    pub fn desc_ref(&self, id: EntityId, prefix: &TokenStream) -> TokenStream {
+        let e = self.entity(id);
+        if let EntityKind::Builtin { .. } = e.kind {
+            let name = ident(match e.name.as_str() {
+                "str" => "STR",
+                "number" => "NUMBER",
+                "int" | "int64" => "INT64",
+                "int8" => "INT8",
+                "int16" => "INT16",
+                "int32" => "INT32",
+                "uint8" => "UINT8",
+                "uint16" => "UINT16",
+                "uint32" => "UINT32",
+                "uint64" => "UINT64",
+                "size" => "SIZE",
+                "bool" => "BOOL",
+                "null" => "NULL",
+                _ => "ANY",
+            });
+            return quote!(::qapi_runtime::desc::#name);
+        }
+        let name = &self.desc_names[&id];
+        quote!(#prefix #name)
+    }
+
+    /// The static `ObjectDesc` for an object type, or none for `q_empty`
+    /// and inlined bases.
+    pub fn members_ref(&self, id: EntityId, prefix: &TokenStream) -> TokenStream {
+        match self.members_names.get(&id) {
+            Some(name) => quote!(#prefix #name),
+            None => quote!(::qapi_runtime::desc::NO_MEMBERS),
+        }
+    }
+
+    pub fn members_name(&self, id: EntityId) -> Option<&Ident> {
+        self.members_names.get(&id)
+    }
+
+    pub fn desc_name(&self, id: EntityId) -> Option<&Ident> {
+        self.desc_names.get(&id)
+    }
+
+    /// Array entities that need a descriptor, in schema order.
+    pub fn arrays(&self) -> impl Iterator<Item = EntityId> + '_ {
+        (0..self.schema.entities.len())
+            .map(EntityId)
+            .filter(|id| matches!(self.entity(*id).kind, EntityKind::Array { .. }) && self.desc_names.contains_key(id))
+    }
+
+    /// Whether a member of type `member` inside `container` needs a `Box`
+    /// because the container can reach itself through it by value.
+    pub fn needs_box(&self, member: EntityId, container: EntityId) -> bool {
+        let mut seen = HashSet::new();
+        let mut stack = vec![member];
+        while let Some(id) = stack.pop() {
+            if id == container {
+                return true;
+            }
+            if !seen.insert(id) {
+                continue;
+            }
+            match &self.entity(id).kind {
+                EntityKind::Object(o) => {
+                    stack.extend(o.members.iter().map(|m| m.typ));
+                    if let Some(b) = &o.branches {
+                        stack.extend(b.variants.iter().map(|v| v.typ));
+                    }
+                }
+                EntityKind::Alternate { variants } => stack.extend(variants.iter().map(|v| v.typ)),
+                _ => {}
+            }
+        }
+        false
+    }
+
+    /// A member's field type: `Option` when optional, `Box` against
+    /// recursion.
+    pub fn field_type(&self, m: &ObjectMember, container: EntityId, prefix: &TokenStream) -> TokenStream {
+        let mut ty = self.rust_type(m.typ, prefix);
+        if self.needs_box(m.typ, container) {
+            ty = quote!(::std::boxed::Box<#ty>);
+        }
+        if m.optional {
+            ty = quote!(::std::option::Option<#ty>);
+        }
+        ty
+    }
+}
+
+fn builtin_type(name: &str) -> TokenStream {
+    match name {
+        "str" => quote!(::std::string::String),
+        "number" => quote!(f64),
+        "int" | "int64" => quote!(i64),
+        "int8" => quote!(i8),
+        "int16" => quote!(i16),
+        "int32" => quote!(i32),
+        "uint8" => quote!(u8),
+        "uint16" => quote!(u16),
+        "uint32" => quote!(u32),
+        "uint64" | "size" => quote!(u64),
+        "bool" => quote!(bool),
+        "null" => quote!(::qapi_runtime::Null),
+        _ => quote!(::qapi_runtime::serde_json::Value),
+    }
+}

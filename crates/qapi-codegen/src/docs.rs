@@ -1,0 +1,214 @@
+//! Schema documentation turned into rustdoc: markdown-safe, with literal
+//! blocks fenced as `text` so no schema example ever runs as a doctest.
+
+use proc_macro2::TokenStream;
+use qapi_parser::{Doc, SectionKind};
+use quote::quote;
+
+/// One `#[doc]` attribute per line, which prettyplease prints as `///`.
+pub fn attrs(lines: &[String]) -> TokenStream {
+    let attrs = lines.iter().map(|l| {
+        let text = if l.is_empty() { String::new() } else { format!(" {l}") };
+        quote!(#[doc = #text])
+    });
+    quote!(#(#attrs)*)
+}
+
+fn leading_spaces(s: &str) -> usize {
+    s.len() - s.trim_start().len()
+}
+
+/// Escapes markdown and rustdoc syntax in prose; `@name` becomes code.
+fn escape(line: &str) -> String {
+    let mut out = String::with_capacity(line.len() + 8);
+    let mut words = line.split(' ').peekable();
+    while let Some(word) = words.next() {
+        if word.starts_with("http://") || word.starts_with("https://") {
+            let end = word.trim_end_matches(['.', ',', ';', ')']);
+            out.push('<');
+            out.push_str(end);
+            out.push('>');
+            out.push_str(&word[end.len()..]);
+        } else {
+            let mut chars = word.char_indices().peekable();
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '@' if word[i + 1..].starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') => {
+                        let rest = &word[i + 1..];
+                        let len = rest
+                            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+                            .unwrap_or(rest.len());
+                        out.push('`');
+                        out.push_str(&rest[..len]);
+                        out.push('`');
+                        while chars.peek().is_some_and(|&(j, _)| j <= i + len) {
+                            chars.next();
+                        }
+                    }
+                    '[' => out.push_str("\\["),
+                    ']' => out.push_str("\\]"),
+                    '<' => out.push_str("&lt;"),
+                    '>' => out.push_str("&gt;"),
+                    '#' if i == 0 && out.is_empty() => out.push_str("\\#"),
+                    _ => out.push(c),
+                }
+            }
+        }
+        if words.peek().is_some() {
+            out.push(' ');
+        }
+    }
+    out
+}
+
+/// Schema doc text (reStructuredText-ish) as markdown lines.
+pub fn markdown(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut fence_indent: Option<usize> = None;
+    let mut literal_pending = false;
+    for raw in text.lines() {
+        let blank = raw.trim().is_empty();
+        if let Some(indent) = fence_indent {
+            if blank {
+                out.push(String::new());
+                continue;
+            }
+            if leading_spaces(raw) >= indent {
+                out.push(raw[indent..].to_string());
+                continue;
+            }
+            while out.last().is_some_and(|l| l.is_empty()) {
+                out.pop();
+            }
+            out.push("```".to_string());
+            out.push(String::new());
+            fence_indent = None;
+        }
+        if literal_pending && !blank && leading_spaces(raw) > 0 {
+            out.push("```text".to_string());
+            out.push(raw[leading_spaces(raw)..].to_string());
+            fence_indent = Some(leading_spaces(raw));
+            literal_pending = false;
+            continue;
+        }
+        if blank {
+            out.push(String::new());
+            continue;
+        }
+        literal_pending = false;
+        let line = raw.trim();
+        if let Some(head) = line.strip_suffix("::") {
+            literal_pending = true;
+            if head.starts_with(".. ") {
+                if head.contains("example") {
+                    out.push("Example:".to_string());
+                }
+                continue;
+            }
+            if !head.trim().is_empty() {
+                out.push(format!("{}:", escape(head.trim_end())));
+            }
+            continue;
+        }
+        if let Some(directive) = line.strip_prefix(".. ") {
+            // `.. note:: text` and friends: keep the text.
+            if let Some((_, rest)) = directive.split_once("::") {
+                if !rest.trim().is_empty() {
+                    out.push(escape(rest.trim()));
+                }
+                continue;
+            }
+        }
+        out.push(escape(line));
+    }
+    if fence_indent.is_some() {
+        while out.last().is_some_and(|l| l.is_empty()) {
+            out.pop();
+        }
+        out.push("```".to_string());
+    }
+    while out.last().is_some_and(|l| l.is_empty()) {
+        out.pop();
+    }
+    while out.first().is_some_and(|l| l.is_empty()) {
+        out.remove(0);
+    }
+    out
+}
+
+fn push_paragraph(out: &mut Vec<String>, lines: Vec<String>) {
+    if lines.is_empty() {
+        return;
+    }
+    if !out.is_empty() {
+        out.push(String::new());
+    }
+    out.extend(lines);
+}
+
+/// The documentation of a definition: its body, then its other sections.
+pub fn item(doc: Option<&Doc>) -> Vec<String> {
+    let Some(doc) = doc else { return Vec::new() };
+    let mut out = markdown(&doc.body().text);
+    for s in doc.other_sections() {
+        let text = markdown(&s.text);
+        match s.kind {
+            SectionKind::Plain | SectionKind::LegacyNote | SectionKind::LegacyExample => push_paragraph(&mut out, text),
+            SectionKind::Returns | SectionKind::Errors | SectionKind::Since => {
+                let mut lines = text;
+                if let Some(first) = lines.first_mut() {
+                    *first = format!("{}: {first}", s.kind);
+                }
+                push_paragraph(&mut out, lines);
+            }
+            SectionKind::Todo | SectionKind::Member | SectionKind::Feature => {}
+        }
+    }
+    out
+}
+
+/// The documentation of one member (or enum value, or branch).
+pub fn member(doc: Option<&Doc>, name: &str) -> Vec<String> {
+    doc.and_then(|d| d.arg(name))
+        .map(|s| markdown(&s.text))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prose_is_escaped() {
+        assert_eq!(
+            markdown("See @guest-sync and [x] <y> https://qemu.org."),
+            vec!["See `guest-sync` and \\[x\\] &lt;y&gt; <https://qemu.org>."]
+        );
+    }
+
+    #[test]
+    fn literal_blocks_are_fenced() {
+        let text = "Example::\n\n    -> { \"execute\": \"guest-ping\" }\n    <- { \"return\": {} }\n\nAfter.";
+        assert_eq!(
+            markdown(text),
+            vec![
+                "Example:",
+                "",
+                "```text",
+                "-> { \"execute\": \"guest-ping\" }",
+                "&lt;- { \"return\": {} }".replace("&lt;", "<").as_str(),
+                "```",
+                "",
+                "After."
+            ]
+        );
+    }
+
+    #[test]
+    fn indentation_never_makes_code_blocks() {
+        assert_eq!(
+            markdown("Text\n\n    indented prose"),
+            vec!["Text", "", "indented prose"]
+        );
+    }
+}

@@ -1,0 +1,122 @@
+//! One marker type per command, implementing the runtime's command
+//! traits, and the static command table.
+
+use proc_macro2::TokenStream;
+use qapi_parser::schema::{Command, EntityKind};
+use qapi_parser::IfCond;
+use quote::quote;
+
+use crate::context::{CommandNames, Context};
+use crate::docs;
+
+pub fn cond(c: &IfCond) -> TokenStream {
+    match c {
+        IfCond::Name(n) => quote!(::qapi_runtime::Cond::Name(#n)),
+        IfCond::All(v) => {
+            let items = v.iter().map(cond);
+            quote!(::qapi_runtime::Cond::All(&[#(#items),*]))
+        }
+        IfCond::Any(v) => {
+            let items = v.iter().map(cond);
+            quote!(::qapi_runtime::Cond::Any(&[#(#items),*]))
+        }
+        IfCond::Not(c) => {
+            let inner = cond(c);
+            quote!(::qapi_runtime::Cond::Not(&#inner))
+        }
+    }
+}
+
+pub fn command<'s>(ctx: &Context<'s>, names: &CommandNames) -> &'s Command {
+    match &ctx.entity(names.entity).kind {
+        EntityKind::Command(c) => c,
+        _ => unreachable!("command names refer to commands"),
+    }
+}
+
+/// The argument type of a command, seen from `prefix`.
+pub fn args_type(ctx: &Context<'_>, c: &Command, prefix: &TokenStream) -> TokenStream {
+    match c.arg_type {
+        Some(a) => ctx.rust_type(a, prefix),
+        None => quote!(::qapi_runtime::Empty),
+    }
+}
+
+pub fn returns_type(ctx: &Context<'_>, c: &Command, prefix: &TokenStream) -> TokenStream {
+    match c.ret_type {
+        Some(r) => ctx.rust_type(r, prefix),
+        None => quote!(::qapi_runtime::Empty),
+    }
+}
+
+pub fn emit(ctx: &Context<'_>) -> TokenStream {
+    let sup = quote!(super::);
+    let mut markers = TokenStream::new();
+    let mut table = Vec::new();
+    for names in &ctx.commands {
+        let e = ctx.entity(names.entity);
+        let c = command(ctx, names);
+        let marker = &names.marker;
+        let index = names.index;
+        let args = args_type(ctx, c, &sup);
+        let doc = docs::attrs(&[format!("The `{}` command.", e.name)]);
+        let kind = if c.flags.success_response {
+            let ret = returns_type(ctx, c, &sup);
+            quote!(impl ::qapi_runtime::ReplyCommand for #marker { type Returns = #ret; })
+        } else {
+            quote!(impl ::qapi_runtime::NoReplyCommand for #marker {})
+        };
+        markers.extend(quote! {
+            #doc
+            #[derive(Clone, Copy, Debug)]
+            pub struct #marker;
+
+            impl ::qapi_runtime::Command for #marker {
+                const INFO: &'static ::qapi_runtime::CommandInfo = &super::COMMANDS[#index];
+                type Args = #args;
+            }
+
+            #kind
+        });
+
+        let name = &e.name;
+        let success_response = c.flags.success_response;
+        let allow_oob = c.flags.allow_oob;
+        let condition = match &e.ifcond {
+            Some(ic) => {
+                let c = cond(ic);
+                quote!(::std::option::Option::Some(&#c))
+            }
+            None => quote!(::std::option::Option::None),
+        };
+        let features = e.features.iter().map(|f| &f.name);
+        let has_arguments = c.arg_type.is_some();
+        let arguments = match c.arg_type {
+            Some(a) => ctx.members_ref(a, &quote!(desc::)),
+            None => quote!(::qapi_runtime::desc::NO_MEMBERS),
+        };
+        table.push(quote! {
+            ::qapi_runtime::CommandInfo {
+                name: #name,
+                success_response: #success_response,
+                allow_oob: #allow_oob,
+                condition: #condition,
+                features: &[#(#features),*],
+                has_arguments: #has_arguments,
+                arguments: &#arguments,
+            }
+        });
+    }
+    let count = table.len();
+    quote! {
+        /// Every command of the schema with its flags, condition and
+        /// features, in schema order: what `guest-info` reports.
+        pub static COMMANDS: [::qapi_runtime::CommandInfo; #count] = [#(#table),*];
+
+        /// One type per command, for the runtime's typed call and dispatch
+        /// paths.
+        pub mod commands {
+            #markers
+        }
+    }
+}

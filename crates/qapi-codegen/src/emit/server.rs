@@ -1,0 +1,100 @@
+//! The server side: a trait with one method per command (each answering
+//! "not supported" unless implemented) and a dispatcher that behaves
+//! like qemu-ga's.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use crate::context::Context;
+use crate::docs;
+use crate::emit::commands::{args_type, command};
+
+pub fn emit(ctx: &Context<'_>) -> TokenStream {
+    let sup = quote!(super::);
+    let mut methods = TokenStream::new();
+    let mut arms = TokenStream::new();
+    for names in &ctx.commands {
+        let e = ctx.entity(names.entity);
+        let c = command(ctx, names);
+        let method = &names.method;
+        let marker = &names.marker;
+        let wire = &e.name;
+        let mut lines = vec![format!("Handles `{wire}`.")];
+        let doc_lines = docs::item(ctx.schema.doc_of(e));
+        if !doc_lines.is_empty() {
+            lines.push(String::new());
+            lines.extend(doc_lines);
+        }
+        let doc = docs::attrs(&lines);
+        let ret = match (c.flags.success_response, c.ret_type) {
+            (true, Some(r)) => ctx.rust_type(r, &sup),
+            _ => quote!(()),
+        };
+        let args_ty = args_type(ctx, c, &sup);
+        let (param, ignore, call) = if c.arg_type.is_some() {
+            (
+                quote!(, args: #args_ty),
+                quote!(let _ = args;),
+                quote!(server.#method(args)),
+            )
+        } else {
+            (quote!(), quote!(), quote!(server.#method()))
+        };
+        methods.extend(quote! {
+            #doc
+            fn #method(&self #param) -> ::std::result::Result<#ret, ::qapi_runtime::CommandError> {
+                #ignore
+                ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported())
+            }
+        });
+        let handler = if c.arg_type.is_some() {
+            quote!(|args| #call)
+        } else {
+            quote!(|::qapi_runtime::Empty| #call)
+        };
+        arms.extend(match (c.flags.success_response, c.ret_type) {
+            (false, _) => {
+                quote!(#wire => ::qapi_runtime::server::no_reply::<super::commands::#marker>(args, #handler),)
+            }
+            (true, Some(_)) => {
+                quote!(#wire => ::qapi_runtime::server::reply::<super::commands::#marker>(args, #handler),)
+            }
+            (true, None) => {
+                let handler = if c.arg_type.is_some() {
+                    quote!(|args| #call.map(|()| ::qapi_runtime::Empty))
+                } else {
+                    quote!(|::qapi_runtime::Empty| #call.map(|()| ::qapi_runtime::Empty))
+                };
+                quote!(#wire => ::qapi_runtime::server::reply::<super::commands::#marker>(args, #handler),)
+            }
+        });
+    }
+    let _ = args_type;
+    quote! {
+        /// The agent side: implement [`Server`] and hand requests to
+        /// [`dispatch`].
+        pub mod server {
+            /// One method per command. Each answers "not supported" until
+            /// implemented, so an agent can offer any subset.
+            pub trait Server {
+                #methods
+            }
+
+            /// Handles one request as qemu-ga does: checks the envelope and
+            /// the arguments (errors name the parameter), applies `policy`,
+            /// calls the method, and echoes `id`. Returns the reply to send,
+            /// or `None` after a command without a success response
+            /// succeeded.
+            pub fn dispatch<S: Server + ?Sized>(
+                server: &S,
+                request: ::qapi_runtime::serde_json::Value,
+                policy: &dyn ::qapi_runtime::Policy,
+            ) -> ::std::option::Option<::qapi_runtime::serde_json::Value> {
+                ::qapi_runtime::server::dispatch(request, &super::COMMANDS, policy, &mut |info, args| match info.name {
+                    #arms
+                    _ => ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported()),
+                })
+            }
+        }
+    }
+}

@@ -1,0 +1,523 @@
+//! Rust types for the schema's enums, structs, unions and alternates.
+
+use proc_macro2::TokenStream;
+use qapi_parser::schema::{EntityKind, ObjectMember, ObjectType, Variant};
+use qapi_parser::{EntityId, JsonType};
+use quote::{format_ident, quote};
+
+use crate::context::Context;
+use crate::docs;
+use crate::names::{camel, ident, snake, Scope};
+
+fn deprecated(features: &[qapi_parser::schema::Feature]) -> TokenStream {
+    if features.iter().any(|f| f.name == "deprecated") {
+        quote!(#[deprecated])
+    } else {
+        quote!()
+    }
+}
+
+/// Docs for a type: the schema's, plus when guests offer it.
+fn type_docs(ctx: &Context<'_>, id: EntityId) -> TokenStream {
+    let e = ctx.entity(id);
+    let doc = ctx.schema.doc_of(e).or_else(|| {
+        // Command arguments are documented on the command.
+        let owner = e.name.strip_prefix("q_obj_")?.strip_suffix("-arg")?;
+        ctx.schema.doc_of(ctx.entity(ctx.schema.lookup(owner)?))
+    });
+    let mut lines = if e.name.starts_with("q_obj_") {
+        vec![format!(
+            "Arguments of `{}`.",
+            e.name.trim_start_matches("q_obj_").trim_end_matches("-arg")
+        )]
+    } else {
+        docs::item(doc)
+    };
+    if let Some(c) = &e.ifcond {
+        if !lines.is_empty() {
+            lines.push(String::new());
+        }
+        lines.push(format!("Defined for guests where `{}` holds.", c.python_repr(true)));
+    }
+    docs::attrs(&lines)
+}
+
+pub fn emit(ctx: &Context<'_>) -> TokenStream {
+    let mut out = TokenStream::new();
+    for &id in &ctx.types {
+        let e = ctx.entity(id);
+        out.extend(match &e.kind {
+            EntityKind::Enum { values, .. } => emit_enum(ctx, id, values),
+            EntityKind::Object(o) if o.branches.is_none() => emit_struct(ctx, id, o),
+            EntityKind::Object(o) => emit_union(ctx, id, o),
+            EntityKind::Alternate { variants } => emit_alternate(ctx, id, variants),
+            _ => TokenStream::new(),
+        });
+    }
+    out
+}
+
+fn emit_enum(ctx: &Context<'_>, id: EntityId, values: &[qapi_parser::schema::EnumValue]) -> TokenStream {
+    let e = ctx.entity(id);
+    let name = ctx.type_name(id);
+    let doc = ctx.schema.doc_of(e);
+    let mut scope = Scope::default();
+    let variants: Vec<_> = values.iter().map(|v| ident(&scope.claim(camel(&v.name)))).collect();
+    let other = ident(&scope.claim("Unrecognized".into()));
+    let wire: Vec<&str> = values.iter().map(|v| v.name.as_str()).collect();
+    let variant_docs = values.iter().map(|v| docs::attrs(&docs::member(doc, &v.name)));
+    let variant_deprecated = values.iter().map(|v| deprecated(&v.features));
+    let allow = if values.iter().any(|v| v.features.iter().any(|f| f.name == "deprecated")) {
+        quote!(#[allow(deprecated)])
+    } else {
+        quote!()
+    };
+    let type_docs = type_docs(ctx, id);
+    let dep = deprecated(&e.features);
+    quote! {
+        #type_docs
+        #dep
+        #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum #name {
+            #( #variant_docs #variant_deprecated #variants, )*
+            /// A value this schema does not know, as sent by a newer peer.
+            #other(::std::string::String),
+        }
+
+        #allow
+        impl #name {
+            /// The values this schema defines, as on the wire.
+            pub const VALUES: &'static [&'static str] = &[#(#wire),*];
+
+            /// The value as on the wire.
+            pub fn as_str(&self) -> &str {
+                match self {
+                    #( Self::#variants => #wire, )*
+                    Self::#other(value) => value,
+                }
+            }
+
+            /// Reads a wire value; one this schema does not know is kept.
+            pub fn from_wire(value: &str) -> Self {
+                match value {
+                    #( #wire => Self::#variants, )*
+                    other => Self::#other(other.to_owned()),
+                }
+            }
+        }
+
+        impl ::std::fmt::Display for #name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl ::qapi_runtime::serde::Serialize for #name {
+            fn serialize<S: ::qapi_runtime::serde::Serializer>(&self, serializer: S) -> ::std::result::Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> ::qapi_runtime::serde::Deserialize<'de> for #name {
+            fn deserialize<D: ::qapi_runtime::serde::Deserializer<'de>>(deserializer: D) -> ::std::result::Result<Self, D::Error> {
+                let value = <::std::string::String as ::qapi_runtime::serde::Deserialize>::deserialize(deserializer)?;
+                ::std::result::Result::Ok(Self::from_wire(&value))
+            }
+        }
+    }
+}
+
+struct Field<'a> {
+    member: &'a ObjectMember,
+    ident: proc_macro2::Ident,
+}
+
+fn fields<'a>(members: impl Iterator<Item = &'a ObjectMember>) -> Vec<Field<'a>> {
+    let mut scope = Scope::default();
+    members
+        .map(|m| Field {
+            member: m,
+            ident: ident(&scope.claim(snake(&m.name))),
+        })
+        .collect()
+}
+
+fn field_defs(
+    ctx: &Context<'_>,
+    id: EntityId,
+    fields: &[Field<'_>],
+    doc_owner: Option<&qapi_parser::Doc>,
+) -> Vec<TokenStream> {
+    fields
+        .iter()
+        .map(|f| {
+            let m = f.member;
+            let ty = ctx.field_type(m, id, &quote!());
+            let wire = &m.name;
+            let field = &f.ident;
+            let doc = docs::attrs(&docs::member(doc_owner, &m.name));
+            let dep = deprecated(&m.features);
+            let rename = if field.to_string().trim_start_matches("r#") != *wire {
+                quote!(rename = #wire,)
+            } else {
+                quote!()
+            };
+            let serde = if m.optional {
+                quote!(#[serde(#rename default, skip_serializing_if = "::std::option::Option::is_none")])
+            } else if rename.is_empty() {
+                quote!()
+            } else {
+                quote!(#[serde(#rename)])
+            };
+            quote!(#doc #dep #serde pub #field: #ty,)
+        })
+        .collect()
+}
+
+/// The documentation block that describes an object's members: its own,
+/// or for command arguments, the command's.
+fn member_doc_owner<'s>(ctx: &Context<'s>, id: EntityId) -> Option<&'s qapi_parser::Doc> {
+    let e = ctx.entity(id);
+    ctx.schema.doc_of(e).or_else(|| {
+        let owner = e.name.strip_prefix("q_obj_")?.strip_suffix("-arg")?;
+        ctx.schema.doc_of(ctx.entity(ctx.schema.lookup(owner)?))
+    })
+}
+
+/// Base members documented on an implicit base come from the union's doc.
+fn fields_doc<'s>(ctx: &Context<'s>, id: EntityId) -> Option<&'s qapi_parser::Doc> {
+    member_doc_owner(ctx, id)
+}
+
+fn emit_struct(ctx: &Context<'_>, id: EntityId, o: &ObjectType) -> TokenStream {
+    let e = ctx.entity(id);
+    let name = ctx.type_name(id);
+    let fields = fields(o.members.iter());
+    let defs = field_defs(ctx, id, &fields, fields_doc(ctx, id));
+    let all_optional = o.members.iter().all(|m| m.optional);
+    let default = if all_optional { quote!(Default,) } else { quote!() };
+    let docs = type_docs(ctx, id);
+    let dep = deprecated(&e.features);
+    let allow = if o
+        .members
+        .iter()
+        .any(|m| m.features.iter().any(|f| f.name == "deprecated"))
+    {
+        quote!(#[allow(deprecated)])
+    } else {
+        quote!()
+    };
+    quote! {
+        #docs
+        #dep
+        #allow
+        #[derive(Clone, Debug, PartialEq, #default ::qapi_runtime::serde::Serialize, ::qapi_runtime::serde::Deserialize)]
+        #[serde(crate = "::qapi_runtime::serde")]
+        pub struct #name {
+            #(#defs)*
+        }
+    }
+}
+
+/// Branch variants of a union: their names and payload types.
+fn branch_variants(
+    ctx: &Context<'_>,
+    id: EntityId,
+    variants: &[Variant],
+) -> (Vec<TokenStream>, Vec<proc_macro2::Ident>, proc_macro2::Ident) {
+    let mut scope = Scope::default();
+    let names: Vec<_> = variants.iter().map(|v| ident(&scope.claim(camel(&v.name)))).collect();
+    let other = ident(&scope.claim("Unrecognized".into()));
+    let defs = variants
+        .iter()
+        .zip(&names)
+        .map(|(v, n)| {
+            let doc = docs::attrs(&[format!("The `{}` branch.", v.name)]);
+            if ctx.entity(v.typ).name == "q_empty" {
+                quote!(#doc #n,)
+            } else {
+                let mut ty = ctx.rust_type(v.typ, &quote!());
+                if ctx.needs_box(v.typ, id) {
+                    ty = quote!(::std::boxed::Box<#ty>);
+                }
+                quote!(#doc #n(#ty),)
+            }
+        })
+        .collect();
+    (defs, names, other)
+}
+
+fn emit_union(ctx: &Context<'_>, id: EntityId, o: &ObjectType) -> TokenStream {
+    let e = ctx.entity(id);
+    let name = ctx.type_name(id);
+    let branches = o.branches.as_ref().expect("a union");
+    let tag = branches.tag.as_str();
+    let base: Vec<&ObjectMember> = o.members.iter().filter(|m| m.name != tag).collect();
+    let (variant_defs, variant_names, other) = branch_variants(ctx, id, &branches.variants);
+    let wire: Vec<&str> = branches.variants.iter().map(|v| v.name.as_str()).collect();
+    let docs = type_docs(ctx, id);
+    let dep = deprecated(&e.features);
+    let value = quote!(::qapi_runtime::serde_json::Value);
+    let map_ty = quote!(::qapi_runtime::serde_json::Map<::std::string::String, #value>);
+
+    let to_branch = |kind: &TokenStream| -> Vec<TokenStream> {
+        branches
+            .variants
+            .iter()
+            .zip(&variant_names)
+            .zip(&wire)
+            .map(|((v, n), w)| {
+                if ctx.entity(v.typ).name == "q_empty" {
+                    quote!(#kind::#n => (#w, ::std::option::Option::None),)
+                } else {
+                    quote!(#kind::#n(v) => (#w, ::std::option::Option::Some(::qapi_runtime::serde_json::to_value(v).map_err(S::Error::custom)?)),)
+                }
+            })
+            .collect()
+    };
+    let from_branch = |kind: &TokenStream| -> Vec<TokenStream> {
+        branches
+            .variants
+            .iter()
+            .zip(&variant_names)
+            .zip(&wire)
+            .map(|((v, n), w)| {
+                if ctx.entity(v.typ).name == "q_empty" {
+                    quote!(#w => #kind::#n,)
+                } else {
+                    quote!(#w => #kind::#n(::qapi_runtime::serde_json::from_value(#value::Object(map)).map_err(D::Error::custom)?),)
+                }
+            })
+            .collect()
+    };
+    // Large branches next to empty ones are what the schema defines.
+    let allow_large = quote!(#[allow(clippy::large_enum_variant)]);
+
+    if base.is_empty() {
+        let to = to_branch(&quote!(Self));
+        let from = from_branch(&quote!(Self));
+        return quote! {
+            #docs
+            #dep
+            #allow_large
+            #[derive(Clone, Debug, PartialEq)]
+            #[non_exhaustive]
+            pub enum #name {
+                #(#variant_defs)*
+                /// A branch this schema does not know, as sent by a newer peer.
+                #other(::qapi_runtime::UnknownVariant),
+            }
+
+            impl ::qapi_runtime::serde::Serialize for #name {
+                fn serialize<S: ::qapi_runtime::serde::Serializer>(&self, serializer: S) -> ::std::result::Result<S::Ok, S::Error> {
+                    use ::qapi_runtime::serde::ser::Error as _;
+                    let (tag, branch): (&str, ::std::option::Option<#value>) = match self {
+                        #(#to)*
+                        Self::#other(u) => (u.tag.as_str(), ::std::option::Option::Some(#value::Object(u.members.clone()))),
+                    };
+                    let mut map = <#map_ty>::new();
+                    map.insert(#tag.into(), tag.into());
+                    if let ::std::option::Option::Some(#value::Object(members)) = branch {
+                        map.extend(members);
+                    }
+                    ::qapi_runtime::serde::Serialize::serialize(&map, serializer)
+                }
+            }
+
+            impl<'de> ::qapi_runtime::serde::Deserialize<'de> for #name {
+                fn deserialize<D: ::qapi_runtime::serde::Deserializer<'de>>(deserializer: D) -> ::std::result::Result<Self, D::Error> {
+                    use ::qapi_runtime::serde::de::Error as _;
+                    let mut map = <#map_ty as ::qapi_runtime::serde::Deserialize>::deserialize(deserializer)?;
+                    let tag = match map.remove(#tag) {
+                        ::std::option::Option::Some(#value::String(tag)) => tag,
+                        ::std::option::Option::Some(_) => return ::std::result::Result::Err(D::Error::custom(concat!("member '", #tag, "' is not a string"))),
+                        ::std::option::Option::None => return ::std::result::Result::Err(D::Error::missing_field(#tag)),
+                    };
+                    ::std::result::Result::Ok(match tag.as_str() {
+                        #(#from)*
+                        _ => Self::#other(::qapi_runtime::UnknownVariant { tag, members: map }),
+                    })
+                }
+            }
+        };
+    }
+
+    // Members beside the discriminator: a struct holding them and the
+    // branch.
+    let kind_name = format_ident!("{}Branch", name);
+    let fields = fields(base.iter().copied());
+    let defs = field_defs(ctx, id, &fields, fields_doc(ctx, id));
+    let to = to_branch(&quote!(#kind_name));
+    let from = from_branch(&quote!(#kind_name));
+    let put: Vec<TokenStream> = o
+        .members
+        .iter()
+        .map(|m| {
+            if m.name == tag {
+                return quote!(map.insert(#tag.into(), tag.into()););
+            }
+            let f = &fields.iter().find(|f| f.member.name == m.name).unwrap().ident;
+            let wire = &m.name;
+            if m.optional {
+                quote! {
+                    if let ::std::option::Option::Some(v) = &self.#f {
+                        map.insert(#wire.into(), ::qapi_runtime::serde_json::to_value(v).map_err(S::Error::custom)?);
+                    }
+                }
+            } else {
+                quote!(map.insert(#wire.into(), ::qapi_runtime::serde_json::to_value(&self.#f).map_err(S::Error::custom)?);)
+            }
+        })
+        .collect();
+    let take: Vec<TokenStream> = fields
+        .iter()
+        .map(|f| {
+            let m = f.member;
+            let id_ = &f.ident;
+            let wire = &m.name;
+            if m.optional {
+                quote! {
+                    let #id_ = match map.remove(#wire) {
+                        ::std::option::Option::Some(v) => ::std::option::Option::Some(::qapi_runtime::serde_json::from_value(v).map_err(D::Error::custom)?),
+                        ::std::option::Option::None => ::std::option::Option::None,
+                    };
+                }
+            } else {
+                quote! {
+                    let #id_ = match map.remove(#wire) {
+                        ::std::option::Option::Some(v) => ::qapi_runtime::serde_json::from_value(v).map_err(D::Error::custom)?,
+                        ::std::option::Option::None => return ::std::result::Result::Err(D::Error::missing_field(#wire)),
+                    };
+                }
+            }
+        })
+        .collect();
+    let field_idents: Vec<_> = fields.iter().map(|f| &f.ident).collect();
+    let kind_doc = docs::attrs(&[format!("The branches of [`{name}`], chosen by `{tag}`.")]);
+    quote! {
+        #docs
+        #dep
+        #[derive(Clone, Debug, PartialEq)]
+        pub struct #name {
+            #(#defs)*
+            /// The branch, chosen by the discriminator.
+            pub branch: #kind_name,
+        }
+
+        #kind_doc
+        #allow_large
+        #[derive(Clone, Debug, PartialEq)]
+        #[non_exhaustive]
+        pub enum #kind_name {
+            #(#variant_defs)*
+            /// A branch this schema does not know, as sent by a newer peer.
+            #other(::qapi_runtime::UnknownVariant),
+        }
+
+        impl ::qapi_runtime::serde::Serialize for #name {
+            fn serialize<S: ::qapi_runtime::serde::Serializer>(&self, serializer: S) -> ::std::result::Result<S::Ok, S::Error> {
+                use ::qapi_runtime::serde::ser::Error as _;
+                let (tag, branch): (&str, ::std::option::Option<#value>) = match &self.branch {
+                    #(#to)*
+                    #kind_name::#other(u) => (u.tag.as_str(), ::std::option::Option::Some(#value::Object(u.members.clone()))),
+                };
+                let mut map = <#map_ty>::new();
+                #(#put)*
+                if let ::std::option::Option::Some(#value::Object(members)) = branch {
+                    map.extend(members);
+                }
+                ::qapi_runtime::serde::Serialize::serialize(&map, serializer)
+            }
+        }
+
+        impl<'de> ::qapi_runtime::serde::Deserialize<'de> for #name {
+            fn deserialize<D: ::qapi_runtime::serde::Deserializer<'de>>(deserializer: D) -> ::std::result::Result<Self, D::Error> {
+                use ::qapi_runtime::serde::de::Error as _;
+                let mut map = <#map_ty as ::qapi_runtime::serde::Deserialize>::deserialize(deserializer)?;
+                let tag = match map.remove(#tag) {
+                    ::std::option::Option::Some(#value::String(tag)) => tag,
+                    ::std::option::Option::Some(_) => return ::std::result::Result::Err(D::Error::custom(concat!("member '", #tag, "' is not a string"))),
+                    ::std::option::Option::None => return ::std::result::Result::Err(D::Error::missing_field(#tag)),
+                };
+                #(#take)*
+                let branch = match tag.as_str() {
+                    #(#from)*
+                    _ => #kind_name::#other(::qapi_runtime::UnknownVariant { tag, members: map }),
+                };
+                ::std::result::Result::Ok(Self { #(#field_idents,)* branch })
+            }
+        }
+    }
+}
+
+fn json_pattern(json: Option<JsonType>) -> TokenStream {
+    let v = quote!(::qapi_runtime::serde_json::Value);
+    match json {
+        Some(JsonType::String) => quote!(#v::String(_)),
+        Some(JsonType::Number | JsonType::Int) => quote!(#v::Number(_)),
+        Some(JsonType::Boolean) => quote!(#v::Bool(_)),
+        Some(JsonType::Null) => quote!(#v::Null),
+        Some(JsonType::Array) => quote!(#v::Array(_)),
+        _ => quote!(#v::Object(_)),
+    }
+}
+
+fn emit_alternate(ctx: &Context<'_>, id: EntityId, variants: &[Variant]) -> TokenStream {
+    let e = ctx.entity(id);
+    let name = ctx.type_name(id);
+    let doc = ctx.schema.doc_of(e);
+    let mut scope = Scope::default();
+    let names: Vec<_> = variants.iter().map(|v| ident(&scope.claim(camel(&v.name)))).collect();
+    let types: Vec<TokenStream> = variants
+        .iter()
+        .map(|v| {
+            let ty = ctx.rust_type(v.typ, &quote!());
+            if ctx.needs_box(v.typ, id) {
+                quote!(::std::boxed::Box<#ty>)
+            } else {
+                ty
+            }
+        })
+        .collect();
+    let vdocs = variants.iter().map(|v| docs::attrs(&docs::member(doc, &v.name)));
+    let patterns = variants.iter().map(|v| json_pattern(ctx.entity(v.typ).json_type()));
+    let expected = format!(
+        "one of: {}",
+        variants
+            .iter()
+            .map(|v| format!("{:?}", ctx.entity(v.typ).json_type().unwrap_or(JsonType::Value)).to_lowercase())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let docs = type_docs(ctx, id);
+    let dep = deprecated(&e.features);
+    quote! {
+        #docs
+        #dep
+        #[derive(Clone, Debug, PartialEq)]
+        pub enum #name {
+            #( #vdocs #names(#types), )*
+        }
+
+        impl ::qapi_runtime::serde::Serialize for #name {
+            fn serialize<S: ::qapi_runtime::serde::Serializer>(&self, serializer: S) -> ::std::result::Result<S::Ok, S::Error> {
+                match self {
+                    #( Self::#names(v) => ::qapi_runtime::serde::Serialize::serialize(v, serializer), )*
+                }
+            }
+        }
+
+        impl<'de> ::qapi_runtime::serde::Deserialize<'de> for #name {
+            fn deserialize<D: ::qapi_runtime::serde::Deserializer<'de>>(deserializer: D) -> ::std::result::Result<Self, D::Error> {
+                use ::qapi_runtime::serde::de::Error as _;
+                let value = <::qapi_runtime::serde_json::Value as ::qapi_runtime::serde::Deserialize>::deserialize(deserializer)?;
+                match &value {
+                    #( #patterns => ::qapi_runtime::serde_json::from_value(value).map(Self::#names).map_err(D::Error::custom), )*
+                    #[allow(unreachable_patterns)]
+                    _ => ::std::result::Result::Err(D::Error::custom(#expected)),
+                }
+            }
+        }
+    }
+}
