@@ -69,7 +69,25 @@ pub fn emit(ctx: &Context<'_>) -> TokenStream {
             }
         });
     }
-    let _ = args_type;
+    // A schema without commands leaves the parameters unused.
+    let unused = if ctx.commands.is_empty() {
+        quote!(let _ = server;)
+    } else {
+        quote!()
+    };
+    let fallback = quote!(::std::result::Result::Err(::qapi_runtime::CommandError::unsupported()));
+    let body = if ctx.commands.is_empty() {
+        quote!({
+            let _ = (info, args);
+            #fallback
+        })
+    } else {
+        // The table lists only these commands; the last arm is never taken.
+        quote!(match info.name {
+            #arms
+            _ => #fallback,
+        })
+    };
     quote! {
         /// The agent side: implement [`Server`] and hand requests to
         /// [`dispatch`].
@@ -90,10 +108,8 @@ pub fn emit(ctx: &Context<'_>) -> TokenStream {
                 request: ::qapi_runtime::serde_json::Value,
                 policy: &dyn ::qapi_runtime::Policy,
             ) -> ::std::option::Option<::qapi_runtime::serde_json::Value> {
-                ::qapi_runtime::server::dispatch(request, &super::COMMANDS, policy, &mut |info, args| match info.name {
-                    #arms
-                    _ => ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported()),
-                })
+                #unused
+                ::qapi_runtime::server::dispatch(request, &super::COMMANDS, policy, &mut |info, args| #body)
             }
         }
     }

@@ -143,11 +143,13 @@ fn fields<'a>(members: impl Iterator<Item = &'a ObjectMember>) -> Vec<Field<'a>>
         .collect()
 }
 
+/// Field definitions; `serde_attrs` for structs that derive serde.
 fn field_defs(
     ctx: &Context<'_>,
     id: EntityId,
     fields: &[Field<'_>],
     doc_owner: Option<&qapi_parser::Doc>,
+    serde_attrs: bool,
 ) -> Vec<TokenStream> {
     fields
         .iter()
@@ -163,7 +165,9 @@ fn field_defs(
             } else {
                 quote!()
             };
-            let serde = if m.optional {
+            let serde = if !serde_attrs {
+                quote!()
+            } else if m.optional {
                 quote!(#[serde(#rename default, skip_serializing_if = "::std::option::Option::is_none")])
             } else if rename.is_empty() {
                 quote!()
@@ -194,7 +198,7 @@ fn emit_struct(ctx: &Context<'_>, id: EntityId, o: &ObjectType) -> TokenStream {
     let e = ctx.entity(id);
     let name = ctx.type_name(id);
     let fields = fields(o.members.iter());
-    let defs = field_defs(ctx, id, &fields, fields_doc(ctx, id));
+    let defs = field_defs(ctx, id, &fields, fields_doc(ctx, id), true);
     let all_optional = o.members.iter().all(|m| m.optional);
     let default = if all_optional { quote!(Default,) } else { quote!() };
     let docs = type_docs(ctx, id);
@@ -347,7 +351,7 @@ fn emit_union(ctx: &Context<'_>, id: EntityId, o: &ObjectType) -> TokenStream {
     // branch.
     let kind_name = format_ident!("{}Branch", name);
     let fields = fields(base.iter().copied());
-    let defs = field_defs(ctx, id, &fields, fields_doc(ctx, id));
+    let defs = field_defs(ctx, id, &fields, fields_doc(ctx, id), false);
     let to = to_branch(&quote!(#kind_name));
     let from = from_branch(&quote!(#kind_name));
     let put: Vec<TokenStream> = o
