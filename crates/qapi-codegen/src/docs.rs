@@ -61,11 +61,25 @@ fn escape(line: &str) -> String {
     out
 }
 
+/// The width of a list marker (`- `, `* `, `12. `) starting `line`.
+fn list_marker(line: &str) -> Option<usize> {
+    if line.starts_with("- ") || line.starts_with("* ") || line.starts_with("+ ") {
+        return Some(2);
+    }
+    let digits = line.bytes().take_while(u8::is_ascii_digit).count();
+    if digits > 0 && (line[digits..].starts_with(". ") || line[digits..].starts_with(") ")) {
+        return Some(digits + 2);
+    }
+    None
+}
+
 /// Schema doc text (reStructuredText-ish) as markdown lines.
 pub fn markdown(text: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let mut fence_indent: Option<usize> = None;
     let mut literal_pending = false;
+    // Inside a list item: continuation lines are indented to its text.
+    let mut list_indent: Option<usize> = None;
     for raw in text.lines() {
         let blank = raw.trim().is_empty();
         if let Some(indent) = fence_indent {
@@ -93,10 +107,18 @@ pub fn markdown(text: &str) -> Vec<String> {
         }
         if blank {
             out.push(String::new());
+            list_indent = None;
             continue;
         }
         literal_pending = false;
         let line = raw.trim();
+        let continuation = match list_marker(line) {
+            Some(width) => {
+                list_indent = Some(width);
+                0
+            }
+            None => list_indent.unwrap_or(0),
+        };
         if let Some(head) = line.strip_suffix("::") {
             literal_pending = true;
             if head.starts_with(".. ") {
@@ -119,7 +141,7 @@ pub fn markdown(text: &str) -> Vec<String> {
                 continue;
             }
         }
-        out.push(escape(line));
+        out.push(format!("{:continuation$}{}", "", escape(line)));
     }
     if fence_indent.is_some() {
         while out.last().is_some_and(|l| l.is_empty()) {
@@ -201,6 +223,14 @@ mod tests {
                 "",
                 "After."
             ]
+        );
+    }
+
+    #[test]
+    fn list_items_keep_their_continuations() {
+        assert_eq!(
+            markdown("- first item\ncontinued\n- second\n\nAfter."),
+            vec!["- first item", "  continued", "- second", "", "After."]
         );
     }
 

@@ -74,3 +74,11 @@ fn main() {
     println!("{:.1} °C, {}", reading.celsius, reading.mode);
     assert_eq!(reading.mode, Mode::Heat);
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn client_and_server_agree() {
+        super::main();
+    }
+}
