@@ -1,6 +1,7 @@
 //! Documentation comments: the `##` blocks, split into sections and
 //! attached to the definitions they describe.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use crate::source::Location;
@@ -76,6 +77,9 @@ pub struct Doc {
     features: Vec<usize>,
     /// Sections other than the body, members and features, in order.
     others: Vec<usize>,
+    /// Member and feature sections by name, so wide blocks stay linear.
+    arg_index: HashMap<String, usize>,
+    feature_index: HashMap<String, usize>,
 }
 
 impl Doc {
@@ -95,6 +99,8 @@ impl Doc {
             args: Vec::new(),
             features: Vec::new(),
             others: Vec::new(),
+            arg_index: HashMap::new(),
+            feature_index: HashMap::new(),
         }
     }
 
@@ -124,11 +130,11 @@ impl Doc {
     }
 
     pub fn arg(&self, name: &str) -> Option<&Section> {
-        self.args().find(|s| s.name.as_deref() == Some(name))
+        self.arg_index.get(name).map(|&i| &self.sections[i])
     }
 
     pub fn feature(&self, name: &str) -> Option<&Section> {
-        self.features().find(|s| s.name.as_deref() == Some(name))
+        self.feature_index.get(name).map(|&i| &self.sections[i])
     }
 
     pub fn section(&self, kind: SectionKind) -> Option<&Section> {
@@ -201,8 +207,10 @@ impl Doc {
         let index = self.push(kind, Some(name.to_string()), location);
         if kind == SectionKind::Member {
             self.args.push(index);
+            self.arg_index.insert(name.to_string(), index);
         } else {
             self.features.push(index);
+            self.feature_index.insert(name.to_string(), index);
         }
         Ok(())
     }
@@ -233,12 +241,12 @@ impl Doc {
     }
 
     fn connect(&mut self, name: &str, kind: SectionKind) -> bool {
-        let list = if kind == SectionKind::Member {
-            &self.args
+        let index = if kind == SectionKind::Member {
+            &self.arg_index
         } else {
-            &self.features
+            &self.feature_index
         };
-        match list.iter().find(|&&i| self.sections[i].name.as_deref() == Some(name)) {
+        match index.get(name) {
             Some(&i) => {
                 self.sections[i].connected = true;
                 true
@@ -261,6 +269,7 @@ impl Doc {
         });
         let index = self.sections.len() - 1;
         self.args.push(index);
+        self.arg_index.insert(name.to_string(), index);
         let mut at = 1;
         while at < self.order.len() && self.sections[self.order[at]].kind == SectionKind::Member {
             at += 1;

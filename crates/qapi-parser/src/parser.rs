@@ -316,6 +316,9 @@ impl<'o> Reader<'o> {
     }
 
     fn parse_doc(&mut self, file: FileId, src: &str, pos: usize) -> Result<(Doc, usize), Diagnostic> {
+        // The grammar splits a well-formed block into lines; for a block
+        // it rejects, the scanner reads token by token to find the error.
+        let lines = syntax::doc_block_lines(src, pos).map(|l| l.into_iter());
         let mut reader = DocReader {
             reader: self,
             file,
@@ -326,8 +329,9 @@ impl<'o> Reader<'o> {
                 end: pos,
             },
             literal: LiteralBlock::default(),
+            lines,
         };
-        reader.tok = syntax::next_token(src, pos, false).map_err(|e| reader.reader.syntax_error(file, e))?;
+        reader.accept()?;
         let (mut doc, end) = match reader.read() {
             Ok(doc) => (doc, reader.tok.end),
             Err(e) if !self.opts.strict => {
@@ -410,8 +414,23 @@ enum TextError {
     Utf8(String),
 }
 
+/// Larger schema files are refused, so that an include of a device such
+/// as /dev/zero ends with an error instead of exhausting memory.
+pub const MAX_FILE_SIZE: u64 = 256 * 1024 * 1024;
+
 fn read_text(path: &Path) -> Result<String, TextError> {
-    let bytes = std::fs::read(path).map_err(|e| TextError::Io(io_reason(&e)))?;
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| TextError::Io(io_reason(&e)))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_SIZE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| TextError::Io(io_reason(&e)))?;
+    if bytes.len() as u64 > MAX_FILE_SIZE {
+        return Err(TextError::Io(format!(
+            "file is larger than {} MiB",
+            MAX_FILE_SIZE >> 20
+        )));
+    }
     String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
         let valid = &e.as_bytes()[..at];
@@ -444,6 +463,8 @@ struct DocReader<'r, 'o, 's> {
     src: &'s str,
     tok: Token<'s>,
     literal: LiteralBlock,
+    /// The block's lines from the grammar, when it accepted the block.
+    lines: Option<std::vec::IntoIter<(usize, usize)>>,
 }
 
 /// `@name:` at the start of a line: the name and where the text begins.
@@ -497,6 +518,16 @@ impl DocReader<'_, '_, '_> {
     }
 
     fn accept(&mut self) -> Result<(), Diagnostic> {
+        if let Some(lines) = &mut self.lines {
+            if let Some((start, end)) = lines.next() {
+                self.tok = Token {
+                    kind: TokenKind::Comment(&self.src[start..end]),
+                    start,
+                    end,
+                };
+                return Ok(());
+            }
+        }
         self.tok =
             syntax::next_token(self.src, self.tok.end, false).map_err(|e| self.reader.syntax_error(self.file, e))?;
         Ok(())

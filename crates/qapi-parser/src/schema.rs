@@ -294,6 +294,10 @@ struct Unresolved {
 
 type Res<T> = Result<T, Diagnostic>;
 
+/// Names seen so far in a clash check, by C name: role, name, and the
+/// type that defines it.
+type Seen = HashMap<String, (&'static str, String, String)>;
+
 const UNRESOLVED: EntityId = EntityId(usize::MAX);
 
 impl Builder {
@@ -749,14 +753,14 @@ impl Builder {
 
     fn check_clash(
         &self,
-        seen: &mut Vec<(String, String, String, String)>,
-        role: &str,
+        seen: &mut Seen,
+        role: &'static str,
         name: &str,
         defined_in: &str,
         reporter: EntityId,
     ) -> Res<()> {
         let cname = c_name(name);
-        if let Some((_, r, n, d)) = seen.iter().find(|(c, ..)| *c == cname) {
+        if let Some((r, n, d)) = seen.get(&cname) {
             return Err(self.entity_err(
                 reporter,
                 format!(
@@ -766,12 +770,12 @@ impl Builder {
                 ),
             ));
         }
-        seen.push((cname, role.to_string(), name.to_string(), defined_in.to_string()));
+        seen.insert(cname, (role, name.to_string(), defined_in.to_string()));
         Ok(())
     }
 
     fn check_features(&self, id: EntityId, features: &[Feature], owner: &str) -> Res<()> {
-        let mut seen = Vec::new();
+        let mut seen = Seen::new();
         for f in features {
             self.check_clash(&mut seen, "feature", &f.name, owner, id)?;
         }
@@ -812,7 +816,7 @@ impl Builder {
             EntityKind::Include { .. } | EntityKind::Builtin { .. } => Ok(()),
             EntityKind::Enum { values, .. } => {
                 self.check_type_features(id)?;
-                let mut seen = Vec::new();
+                let mut seen = Seen::new();
                 let name = self.entities[id.0].name.clone();
                 for v in &values {
                     self.check_clash(&mut seen, "value", &v.name, &name, id)?;
@@ -915,12 +919,7 @@ impl Builder {
 
     /// Adds `id`'s members (and for unions each branch's) to `seen`,
     /// reporting clashes against `reporter`.
-    fn object_clash(
-        &self,
-        id: EntityId,
-        reporter: EntityId,
-        seen: &mut Vec<(String, String, String, String)>,
-    ) -> Res<()> {
+    fn object_clash(&self, id: EntityId, reporter: EntityId, seen: &mut Seen) -> Res<()> {
         let obj = self.object_members(id);
         for m in &obj.members {
             self.check_clash(seen, "member", &m.name, &m.defined_in, reporter)?;
@@ -946,7 +945,7 @@ impl Builder {
         self.state[id.0].started = true;
         self.check_type_features(id)?;
 
-        let mut seen = Vec::new();
+        let mut seen = Seen::new();
         let unresolved = self.unresolved[id.0].clone();
         let mut obj = self.object_members(id).clone();
         let mut members = Vec::new();
@@ -987,17 +986,11 @@ impl Builder {
         Ok(())
     }
 
-    fn check_branches(
-        &mut self,
-        id: EntityId,
-        obj: &mut ObjectType,
-        unresolved: &Unresolved,
-        seen: &[(String, String, String, String)],
-    ) -> Res<()> {
+    fn check_branches(&mut self, id: EntityId, obj: &mut ObjectType, unresolved: &Unresolved, seen: &Seen) -> Res<()> {
         let tag = unresolved.tag.clone().unwrap();
-        let found = seen.iter().find(|(c, ..)| *c == c_name(&tag));
+        let found = seen.get(&c_name(&tag));
         let tag_member = match found {
-            Some((_, _, n, _)) if *n == tag => obj.members.iter().find(|m| m.name == tag).cloned(),
+            Some((_, n, _)) if *n == tag => obj.members.iter().find(|m| m.name == tag).cloned(),
             _ => None,
         };
         let Some(tag_member) = tag_member else {
@@ -1073,7 +1066,7 @@ impl Builder {
             let what = self.describe_member("branch", &v.name, &name, id);
             v.typ = self.resolve(&names[i], id, &what)?;
         }
-        let mut seen = Vec::new();
+        let mut seen = Seen::new();
         let mut types_seen: Vec<(JsonType, String)> = Vec::new();
         for v in &variants {
             self.check_clash(&mut seen, "branch", &v.name, &name, id)?;

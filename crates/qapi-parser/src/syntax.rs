@@ -12,9 +12,10 @@ use crate::source::{FileId, Span};
 struct Grammar;
 
 /// Nesting deeper than this is rejected before parsing, so that neither
-/// the grammar nor the checker can run out of stack. Real schemas nest
-/// fewer than ten levels.
-pub const MAX_NESTING: usize = 256;
+/// the grammar nor the checker can run out of stack, even on a thread
+/// with a small stack (about 256 KiB suffice in a debug build). Real
+/// schemas nest fewer than ten levels.
+pub const MAX_NESTING: usize = 64;
 
 /// A JSON-like value with the span it was parsed from.
 #[derive(Clone, Debug, PartialEq)]
@@ -68,6 +69,25 @@ impl Value {
     pub fn member(&self, key: &str) -> Option<&Member> {
         self.as_object()?.iter().find(|m| m.key == key)
     }
+}
+
+/// The comment lines of the documentation block starting at `start`, as
+/// byte ranges, when the grammar accepts the block. `None` means it does
+/// not; the caller's token scanner then finds and words the problem.
+pub fn doc_block_lines(src: &str, start: usize) -> Option<Vec<(usize, usize)>> {
+    let pairs = Grammar::parse(Rule::doc_block, &src[start..]).ok()?;
+    let block = pairs.into_iter().next()?.as_span();
+    // The grammar guarantees the shape: each line holds whitespace and
+    // at most one comment, which runs to the end of the line.
+    let mut lines = Vec::new();
+    let mut at = start;
+    for line in src[start..start + block.end()].split_inclusive('\n') {
+        if let Some(hash) = line.find('#') {
+            lines.push((at + hash, at + line.trim_end_matches('\n').len()));
+        }
+        at += line.len();
+    }
+    Some(lines)
 }
 
 /// A syntax or lexical error at a byte offset.
@@ -260,6 +280,10 @@ fn nesting_overflow(src: &str, start: usize, limit: usize) -> Option<usize> {
                         _ => i += 1,
                     }
                 }
+                // A top-level string is a whole expression.
+                if depth == 0 {
+                    return None;
+                }
             }
             b'#' => {
                 while i < bytes.len() && bytes[i] != b'\n' {
@@ -313,8 +337,10 @@ pub fn parse_expression(src: &str, file: FileId, start: usize, lenient: bool) ->
                     pest::error::InputLocation::Pos(p) => start + p,
                     pest::error::InputLocation::Span((p, _)) => start + p,
                 };
-                SyntaxError::new(offset, "syntax error")
-            }))
+                // The scanner accepts what the grammar rejected: only the
+                // grammar's own recursion guard does that.
+                SyntaxError::new(offset, "expression nested too deeply for the parser's stack")
+            }));
         }
     };
     let pair = pairs.into_iter().next().expect("expression yields one value");
@@ -369,14 +395,21 @@ impl Builder {
                             let mut parts = inner.into_inner();
                             let key_pair = parts.next().expect("member has a key");
                             let key_span = self.span(&key_pair);
-                            let key = unescape(&key_pair);
+                            let key = match unescape(&key_pair) {
+                                Some(k) => k,
+                                None => {
+                                    let problem = next_token(key_pair.get_input(), key_pair.as_span().start(), true)
+                                        .err()
+                                        .map(|mut e| {
+                                            e.offset += self.base;
+                                            e
+                                        })
+                                        .unwrap_or_else(|| SyntaxError::new(key_span.start as usize, "invalid string"));
+                                    self.problems.push(problem);
+                                    String::new()
+                                }
+                            };
                             let value = self.build(parts.next().expect("member has a value"));
-                            if members.iter().any(|m| m.key == key) {
-                                self.problems.push(SyntaxError::new(
-                                    value.span.start as usize,
-                                    format!("duplicate key '{key}'"),
-                                ));
-                            }
                             members.push(Member { key, key_span, value });
                         }
                         Rule::missing_comma => {
@@ -389,10 +422,44 @@ impl Builder {
                         _ => unreachable!("object holds members"),
                     }
                 }
+                // The first key seen twice, in source order; hashing keeps
+                // wide objects linear.
+                let dup = if members.len() <= 16 {
+                    members
+                        .iter()
+                        .enumerate()
+                        .find(|(i, m)| members[..*i].iter().any(|o| o.key == m.key))
+                        .map(|(_, m)| m)
+                } else {
+                    let mut keys = std::collections::HashSet::with_capacity(members.len());
+                    members.iter().find(|m| !keys.insert(m.key.as_str()))
+                };
+                if let Some(dup) = dup {
+                    self.problems.push(SyntaxError::new(
+                        dup.value.span.start as usize,
+                        format!("duplicate key '{}'", dup.key),
+                    ));
+                }
                 ValueKind::Object(members)
             }
             Rule::array => ValueKind::Array(pair.into_inner().map(|p| self.build(p)).collect()),
-            Rule::string => ValueKind::Str(unescape(&pair)),
+            Rule::string => match unescape(&pair) {
+                Some(s) => ValueKind::Str(s),
+                None => {
+                    // Not printable ASCII, or an escape other than `\\`:
+                    // the scanner words the error.
+                    self.problems.push(
+                        next_token(pair.get_input(), pair.as_span().start(), true)
+                            .err()
+                            .map(|mut e| {
+                                e.offset += self.base;
+                                e
+                            })
+                            .unwrap_or_else(|| SyntaxError::new(span.start as usize, "invalid string")),
+                    );
+                    ValueKind::Str(String::new())
+                }
+            },
             Rule::boolean => ValueKind::Bool(pair.as_str() == "true"),
             other => unreachable!("unexpected rule {other:?}"),
         };
@@ -400,13 +467,32 @@ impl Builder {
     }
 }
 
-fn unescape(string_pair: &Pair<'_, Rule>) -> String {
+/// The value of a string token, or `None` when it holds a character that
+/// is not printable ASCII or an escape other than `\\`.
+fn unescape(string_pair: &Pair<'_, Rule>) -> Option<String> {
     let raw = string_pair.as_str();
-    raw[1..raw.len() - 1].replace("\\\\", "\\")
+    let body = &raw[1..raw.len() - 1];
+    if !body.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return None;
+    }
+    if !body.contains('\\') {
+        return Some(body.to_string());
+    }
+    let mut out = String::with_capacity(body.len());
+    let mut chars = body.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            if chars.next() != Some('\\') {
+                return None;
+            }
+        }
+        out.push(c);
+    }
+    Some(out)
 }
 
 enum Frame {
-    Object(Vec<String>),
+    Object(std::collections::HashSet<String>),
     Array,
 }
 
@@ -428,10 +514,9 @@ pub fn diagnose(src: &str, start: usize, lenient: bool) -> Result<usize, SyntaxE
             let Some(Frame::Object(keys)) = stack.last_mut() else {
                 unreachable!()
             };
-            if keys.contains(&key) {
+            if !keys.insert(key.clone()) {
                 return Err(SyntaxError::new(tok.start, format!("duplicate key '{key}'")));
             }
-            keys.push(key);
         }};
     }
     'value: loop {
@@ -448,7 +533,7 @@ pub fn diagnose(src: &str, start: usize, lenient: bool) -> Result<usize, SyntaxE
                 match &tok.kind {
                     Punct(b'}') => tok = next_token(src, tok.end, true)?,
                     Str(key) => {
-                        stack.push(Frame::Object(Vec::new()));
+                        stack.push(Frame::Object(Default::default()));
                         member_key!(key.clone());
                         continue 'value;
                     }
