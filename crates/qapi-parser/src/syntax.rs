@@ -481,10 +481,8 @@ fn unescape(string_pair: &Pair<'_, Rule>) -> Option<String> {
     let mut out = String::with_capacity(body.len());
     let mut chars = body.chars();
     while let Some(c) = chars.next() {
-        if c == '\\' {
-            if chars.next() != Some('\\') {
-                return None;
-            }
+        if c == '\\' && chars.next() != Some('\\') {
+            return None;
         }
         out.push(c);
     }
