@@ -2,8 +2,9 @@
 //!
 //! Tasks:
 //!   regen [--check]     regenerate every checked-in generated artifact: the
-//!                       compiled fixture copies in crates/codegen-fixtures
-//!                       and the insta snapshots of generated code;
+//!                       compiled fixture copies in crates/codegen-fixtures,
+//!                       qga-types' src/generated.rs, and the insta
+//!                       snapshots of generated code;
 //!                       --check only reports what is stale
 //!   codegen-check       generate Rust for every released guest-agent schema
 //!                       and Debian's packaged one, and for `qapi-gen
@@ -117,6 +118,19 @@ fn regen(check: bool) -> ExitCode {
          //! checked in so that the workspace build proves it compiles.\n{modules}"
     );
     fresh &= ensure_file_contents(&root.join("crates/codegen-fixtures/src/lib.rs"), &lib, check);
+    // qga-types' checked-in module: what its build script would generate.
+    let qga = match parse_file(
+        root.join("schema/qga.json").to_str().unwrap(),
+        &Options { strict: true },
+    ) {
+        Ok(s) => s,
+        Err(failure) => {
+            eprint!("{}", failure.render());
+            return ExitCode::FAILURE;
+        }
+    };
+    let text = qapi_codegen::generate(&qga, "qga.json");
+    fresh &= ensure_file_contents(&root.join("crates/qga-types/src/generated.rs"), &text, check);
     // The insta snapshots: rewritten by the snapshot tests themselves.
     let mut cmd = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.args(["test", "--quiet", "-p", "qapi-codegen", "--test", "snapshots"])

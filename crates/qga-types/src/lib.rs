@@ -17,4 +17,15 @@
 
 pub use qapi_runtime as runtime;
 
+// The module generated from schema/qga.json: at build time with the
+// `codegen` feature, else the checked-in copy that `cargo xtask regen`
+// writes (a test fails when it is stale).
+#[cfg(feature = "codegen")]
 include!(concat!(env!("OUT_DIR"), "/qga.rs"));
+#[cfg(not(feature = "codegen"))]
+include!("generated.rs");
+
+// The README's code blocks compile and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
