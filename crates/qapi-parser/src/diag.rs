@@ -170,11 +170,14 @@ impl Diagnostic {
         let window_start = file.line_start(first_line);
         let window_end = file.line_start(last_line) + file.line_text(last_line).len();
         // The snippet renderer mishandles control characters (a carriage
-        // return can make it panic), so show each byte of one as `?`;
-        // spans stay valid.
+        // return can make it panic), so show each byte of one as `?`, and
+        // a tab as a space; spans stay valid.
         let mut text = String::with_capacity(window_end - window_start);
         for c in file.text[window_start..window_end].chars() {
-            if c.is_control() && c != '\t' && c != '\n' {
+            if c == '\t' {
+                // Its margin arithmetic mixes tab widths (found by fuzzing).
+                text.push(' ');
+            } else if c.is_control() && c != '\n' {
                 text.extend(std::iter::repeat_n('?', c.len_utf8()));
             } else {
                 text.push(c);
@@ -245,5 +248,13 @@ mod tests {
         let text = failure.render();
         assert!(text.starts_with("c.json:2:"), "{text}");
         assert!(text.contains("stray '\\u{1}\\u{0}\\u{0}f"), "{text}");
+    }
+
+    /// Found by fuzzing: a long error line indented with tabs.
+    #[test]
+    fn render_survives_tab_indented_long_lines() {
+        let line = format!("{}1 {}", "\t".repeat(6), "x".repeat(130));
+        let failure = parse_str("t.json", &format!("{line}\n"), &Options::default()).unwrap_err();
+        assert!(failure.render().starts_with("t.json:1:"));
     }
 }
