@@ -218,7 +218,7 @@ mod tests {
                 "",
                 "```text",
                 "-> { \"execute\": \"guest-ping\" }",
-                "&lt;- { \"return\": {} }".replace("&lt;", "<").as_str(),
+                "<- { \"return\": {} }",
                 "```",
                 "",
                 "After."

@@ -225,7 +225,7 @@ fn offset_of_col(line: &str, col: u32) -> usize {
         if c >= col {
             return i;
         }
-        c = if ch == '\t' { (c - 1) / 8 * 8 + 9 } else { c + 1 };
+        c = crate::source::next_col(c, ch);
     }
     line.len()
 }

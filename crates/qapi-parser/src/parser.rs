@@ -81,21 +81,12 @@ impl<'o> Reader<'o> {
             })?,
         };
         let abs = lexical_abs_path(Path::new(name));
-        let file = self
-            .add_file(name.to_string(), abs, text, None)
-            .map_err(ReadError::Invalid)?;
+        let file = self.add_file(name.to_string(), abs, text, None);
         self.parse_file(file).map_err(ReadError::Invalid)
     }
 
-    fn add_file(
-        &mut self,
-        name: String,
-        abs: PathBuf,
-        text: String,
-        site: Option<IncludeSite>,
-    ) -> Result<FileId, Diagnostic> {
-        let file = self.out.sources.add(SourceFile::new(name, abs, text, site));
-        Ok(file)
+    fn add_file(&mut self, name: String, abs: PathBuf, text: String, site: Option<IncludeSite>) -> FileId {
+        self.out.sources.add(SourceFile::new(name, abs, text, site))
     }
 
     fn syntax_error(&self, file: FileId, e: SyntaxError) -> Diagnostic {
@@ -251,7 +242,7 @@ impl<'o> Reader<'o> {
             file,
             line: location.line,
         };
-        let included = self.add_file(name, abs, text, Some(site))?;
+        let included = self.add_file(name, abs, text, Some(site));
         self.parse_file(included)
     }
 
@@ -380,13 +371,9 @@ impl<'o> Reader<'o> {
             if val.starts_with("##") {
                 break;
             }
-            lines.push(
-                val.strip_prefix('#')
-                    .unwrap_or(val)
-                    .strip_prefix(' ')
-                    .unwrap_or(&val[1..])
-                    .trim_end(),
-            );
+            // Comment tokens start with `#`; drop it and one space.
+            let text = &val[1..];
+            lines.push(text.strip_prefix(' ').unwrap_or(text).trim_end());
         }
         let symbol = lines
             .first()
@@ -638,11 +625,8 @@ impl DocReader<'_, '_, '_> {
                         if self.reader.opts.strict {
                             return Err(self.parse_error(message));
                         }
-                        let w = self.parse_error(message);
-                        self.reader
-                            .out
-                            .warnings
-                            .push(Diagnostic::warning(w.message).at(w.location.unwrap()));
+                        let warning = self.parse_error(message);
+                        self.reader.warn_from(warning);
                     }
                     doc.append_line(&l);
                     line = self.next_line()?;
@@ -715,11 +699,8 @@ impl DocReader<'_, '_, '_> {
                     if self.reader.opts.strict {
                         return Err(self.parse_error(message));
                     }
-                    let w = self.parse_error(message);
-                    self.reader
-                        .out
-                        .warnings
-                        .push(Diagnostic::warning(w.message).at(w.location.unwrap()));
+                    let warning = self.parse_error(message);
+                    self.reader.warn_from(warning);
                 }
                 doc.new_tagged_section(self.here(), kind)
                     .map_err(|m| self.sem_here(m))?;

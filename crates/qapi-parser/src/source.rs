@@ -96,15 +96,17 @@ impl SourceFile {
     /// advancing to the next tab stop (every 8 columns).
     pub fn col_of(&self, offset: usize) -> u32 {
         let start = self.line_start(self.line_of(offset));
-        let mut col = 1u32;
-        for ch in self.text[start..offset].chars() {
-            if ch == '\t' {
-                col = (col - 1) / 8 * 8 + 9;
-            } else {
-                col += 1;
-            }
-        }
-        col
+        self.text[start..offset].chars().fold(1, next_col)
+    }
+}
+
+/// The 1-based column after character `ch` at column `col`: tabs advance
+/// to the next tab stop (every 8 columns).
+pub fn next_col(col: u32, ch: char) -> u32 {
+    if ch == '\t' {
+        (col - 1) / 8 * 8 + 9
+    } else {
+        col + 1
     }
 }
 

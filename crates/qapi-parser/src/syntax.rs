@@ -384,6 +384,24 @@ impl Builder {
         Span::new(self.file, self.base + s.start()..self.base + s.end())
     }
 
+    /// The value of a string token. One that is not printable ASCII or
+    /// holds an escape other than `\\` becomes a problem, worded by the
+    /// scanner as QEMU words it.
+    fn string_value(&mut self, pair: &Pair<'_, Rule>) -> String {
+        if let Some(s) = unescape(pair) {
+            return s;
+        }
+        let problem = next_token(pair.get_input(), pair.as_span().start(), true)
+            .err()
+            .map(|mut e| {
+                e.offset += self.base;
+                e
+            })
+            .unwrap_or_else(|| SyntaxError::new(self.span(pair).start as usize, "invalid string"));
+        self.problems.push(problem);
+        String::new()
+    }
+
     fn build(&mut self, pair: Pair<'_, Rule>) -> Value {
         let span = self.span(&pair);
         let kind = match pair.as_rule() {
@@ -395,20 +413,7 @@ impl Builder {
                             let mut parts = inner.into_inner();
                             let key_pair = parts.next().expect("member has a key");
                             let key_span = self.span(&key_pair);
-                            let key = match unescape(&key_pair) {
-                                Some(k) => k,
-                                None => {
-                                    let problem = next_token(key_pair.get_input(), key_pair.as_span().start(), true)
-                                        .err()
-                                        .map(|mut e| {
-                                            e.offset += self.base;
-                                            e
-                                        })
-                                        .unwrap_or_else(|| SyntaxError::new(key_span.start as usize, "invalid string"));
-                                    self.problems.push(problem);
-                                    String::new()
-                                }
-                            };
+                            let key = self.string_value(&key_pair);
                             let value = self.build(parts.next().expect("member has a value"));
                             members.push(Member { key, key_span, value });
                         }
@@ -443,23 +448,7 @@ impl Builder {
                 ValueKind::Object(members)
             }
             Rule::array => ValueKind::Array(pair.into_inner().map(|p| self.build(p)).collect()),
-            Rule::string => match unescape(&pair) {
-                Some(s) => ValueKind::Str(s),
-                None => {
-                    // Not printable ASCII, or an escape other than `\\`:
-                    // the scanner words the error.
-                    self.problems.push(
-                        next_token(pair.get_input(), pair.as_span().start(), true)
-                            .err()
-                            .map(|mut e| {
-                                e.offset += self.base;
-                                e
-                            })
-                            .unwrap_or_else(|| SyntaxError::new(span.start as usize, "invalid string")),
-                    );
-                    ValueKind::Str(String::new())
-                }
-            },
+            Rule::string => ValueKind::Str(self.string_value(&pair)),
             Rule::boolean => ValueKind::Bool(pair.as_str() == "true"),
             other => unreachable!("unexpected rule {other:?}"),
         };

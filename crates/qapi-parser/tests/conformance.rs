@@ -115,7 +115,6 @@ fn qemu_qapi_schema_suite() {
                     exact += 1;
                 }
                 let (a, e) = (first_located_line(&actual), first_located_line(&expected_err));
-                let loc = |l: Option<&str>| l.map(|l| l.rsplitn(2, ": ").last().unwrap_or("").to_string());
                 // Location: everything before the message.
                 let same_loc = match (a, e) {
                     (Some(a), Some(e)) => {
@@ -131,7 +130,6 @@ fn qemu_qapi_schema_suite() {
                     (None, None) => actual.trim_end() == expected_err.trim_end(),
                     _ => false,
                 };
-                let _ = loc;
                 if same_loc {
                     located_ok += 1;
                 }

@@ -98,11 +98,14 @@ pub fn decode_reply<C: ReplyCommand, E>(reply: Reply) -> Result<C::Returns, Call
 }
 
 fn decode_no_reply<E>(reply: Option<Reply>) -> Result<(), CallError<E>> {
-    match reply.map(|r| (r.result.clone(), r)) {
-        Some((Err(error), r)) => Err(CallError::Agent {
-            error,
-            reply: r.to_value(),
-        }),
+    match reply {
+        Some(r) if r.result.is_err() => {
+            let reply = r.to_value();
+            let Err(error) = r.result else {
+                unreachable!("checked above")
+            };
+            Err(CallError::Agent { error, reply })
+        }
         _ => Ok(()),
     }
 }

@@ -151,10 +151,9 @@ pub struct Connection {
     next_id: u64,
 }
 
+/// A random 64-bit value: each `RandomState` is freshly keyed.
 fn random_u64() -> u64 {
-    let mut h = RandomState::new().build_hasher();
-    h.write_u128(Instant::now().elapsed().as_nanos());
-    h.finish()
+    RandomState::new().build_hasher().finish()
 }
 
 impl Connection {

@@ -20,11 +20,7 @@ fn deprecated(features: &[qapi_parser::schema::Feature]) -> TokenStream {
 /// Docs for a type: the schema's, plus when guests offer it.
 fn type_docs(ctx: &Context<'_>, id: EntityId) -> TokenStream {
     let e = ctx.entity(id);
-    let doc = ctx.schema.doc_of(e).or_else(|| {
-        // Command arguments are documented on the command.
-        let owner = e.name.strip_prefix("q_obj_")?.strip_suffix("-arg")?;
-        ctx.schema.doc_of(ctx.entity(ctx.schema.lookup(owner)?))
-    });
+    let doc = member_doc_owner(ctx, id);
     let mut lines = if e.name.starts_with("q_obj_") {
         vec![format!(
             "Arguments of `{}`.",
@@ -189,16 +185,11 @@ fn member_doc_owner<'s>(ctx: &Context<'s>, id: EntityId) -> Option<&'s qapi_pars
     })
 }
 
-/// Base members documented on an implicit base come from the union's doc.
-fn fields_doc<'s>(ctx: &Context<'s>, id: EntityId) -> Option<&'s qapi_parser::Doc> {
-    member_doc_owner(ctx, id)
-}
-
 fn emit_struct(ctx: &Context<'_>, id: EntityId, o: &ObjectType) -> TokenStream {
     let e = ctx.entity(id);
     let name = ctx.type_name(id);
     let fields = fields(o.members.iter());
-    let defs = field_defs(ctx, id, &fields, fields_doc(ctx, id), true);
+    let defs = field_defs(ctx, id, &fields, member_doc_owner(ctx, id), true);
     let all_optional = o.members.iter().all(|m| m.optional);
     let default = if all_optional { quote!(Default,) } else { quote!() };
     let docs = type_docs(ctx, id);
@@ -351,7 +342,7 @@ fn emit_union(ctx: &Context<'_>, id: EntityId, o: &ObjectType) -> TokenStream {
     // branch.
     let kind_name = format_ident!("{}Branch", name);
     let fields = fields(base.iter().copied());
-    let defs = field_defs(ctx, id, &fields, fields_doc(ctx, id), false);
+    let defs = field_defs(ctx, id, &fields, member_doc_owner(ctx, id), false);
     let to = to_branch(&quote!(#kind_name));
     let from = from_branch(&quote!(#kind_name));
     let put: Vec<TokenStream> = o
