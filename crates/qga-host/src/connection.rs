@@ -1,300 +1,291 @@
 //! A blocking connection to one agent.
 
-use std::collections::hash_map::RandomState;
-use std::fmt;
-use std::hash::{BuildHasher, Hasher};
-use std::io::{self, Read, Write};
-use std::net::TcpStream;
-use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
+use std::io;
 use std::time::{Duration, Instant};
 
-use qga_types::runtime::framing::{after_delimiter, Frame, MessageReader, DELIMITER};
-use qga_types::runtime::serde_json::{self, json, Value};
-use qga_types::runtime::{CommandInfo, Reply, Request, Transport};
+use qga_types::runtime::client::{call, send};
+use qga_types::runtime::serde_json::Value;
+use qga_types::runtime::{CommandInfo, NoReplyCommand, Reply, ReplyCommand, Transport};
 
-/// Where an agent listens.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Endpoint {
-    /// The host end of a `-chardev socket` (or `qemu-ga -m unix-listen`).
-    Unix(PathBuf),
-    /// `host:port`.
-    Tcp(String),
-}
+use crate::core::Core;
+use crate::stream::{Endpoint, Stream};
+use crate::{Error, Options, ResponseTimeout};
 
-/// How long to wait for replies, as libvirt offers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum ResponseTimeout {
-    /// Wait as long as it takes.
-    Block,
-    /// Five seconds.
-    #[default]
-    Default,
-    /// Send, and do not wait for the reply.
-    NoWait,
-    Seconds(u64),
-}
+type Connector = Box<dyn FnMut() -> io::Result<Box<dyn Stream>> + Send>;
 
-impl ResponseTimeout {
-    fn duration(self) -> Option<Duration> {
-        match self {
-            ResponseTimeout::Block => None,
-            ResponseTimeout::Default => Some(Duration::from_secs(5)),
-            ResponseTimeout::NoWait => Some(Duration::ZERO),
-            ResponseTimeout::Seconds(s) => Some(Duration::from_secs(s)),
-        }
-    }
-}
-
-#[derive(Clone, Debug)]
-pub struct Options {
-    pub timeout: ResponseTimeout,
-    /// Replies larger than this are refused (and the channel resynced).
-    pub max_reply_size: usize,
-    /// How long to watch for an error after sending a command that does
-    /// not reply on success.
-    pub no_reply_window: Duration,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            timeout: ResponseTimeout::Default,
-            max_reply_size: 16 * 1024 * 1024,
-            no_reply_window: Duration::from_millis(500),
-        }
-    }
-}
-
-/// Why an exchange with the agent failed.
-#[derive(Debug)]
-pub enum Error {
-    /// Connecting, reading or writing failed.
-    Io(io::Error),
-    /// No reply within the timeout; the next call resynchronises.
-    Timeout,
-    /// The agent closed the connection.
-    Closed,
-    /// A reply larger than the configured limit.
-    ReplyTooLarge { limit: usize },
-    /// The agent sent something that is not a reply.
-    Protocol(String),
-    /// The call was made with [`ResponseTimeout::NoWait`]: sent, not awaited.
-    NotAwaited,
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Io(e) => write!(f, "connection error: {e}"),
-            Error::Timeout => f.write_str("timed out waiting for the agent"),
-            Error::Closed => f.write_str("the agent closed the connection"),
-            Error::ReplyTooLarge { limit } => write!(f, "reply larger than {limit} bytes"),
-            Error::Protocol(m) => write!(f, "protocol error: {m}"),
-            Error::NotAwaited => f.write_str("request sent without waiting for the reply"),
-        }
-    }
-}
-
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Io(e) => Some(e),
-            _ => None,
-        }
-    }
-}
-
-/// The byte streams a connection runs over.
-enum Stream {
-    Unix(UnixStream),
-    Tcp(TcpStream),
-}
-
-impl Stream {
-    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        // A zero timeout means "none" to the OS; poll briefly instead.
-        let t = t.map(|t| t.max(Duration::from_millis(1)));
-        match self {
-            Stream::Unix(s) => s.set_read_timeout(t),
-            Stream::Tcp(s) => s.set_read_timeout(t),
-        }
-    }
-
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Unix(s) => s.read(buf),
-            Stream::Tcp(s) => s.read(buf),
-        }
-    }
-
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        match self {
-            Stream::Unix(s) => s.write_all(buf),
-            Stream::Tcp(s) => s.write_all(buf),
-        }
-    }
-}
-
-const SYNC_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// A blocking connection: one request in flight at a time.
+/// A blocking connection: one request in flight at a time, replies matched
+/// by id, resynchronised on connect and after any timeout or error.
+///
+/// It is the [`Transport`] of the generated
+/// [`Client`](qga_types::client::Client), whose stubs return
+/// `CallError<Error>`; `?` turns that into [`Error`].
 pub struct Connection {
-    stream: Stream,
+    /// `None` once the stream broke (EOF or an I/O error).
+    stream: Option<Box<dyn Stream>>,
+    /// Opens a new stream after the old one broke.
+    connector: Option<Connector>,
     options: Options,
-    reader: MessageReader,
-    /// Complete frames read but not yet consumed.
-    pending: std::collections::VecDeque<Frame>,
-    /// Set after a timeout, error or unanswered request: the stream may
-    /// hold stale output, so the next call resynchronises first.
-    dirty: bool,
-    next_id: u64,
+    core: Core,
+    /// A one-shot timeout for the next call.
+    next_timeout: Option<ResponseTimeout>,
 }
 
-/// A random 64-bit value: each `RandomState` is freshly keyed.
-fn random_u64() -> u64 {
-    RandomState::new().build_hasher().finish()
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("connected", &self.stream.is_some())
+            .field("reconnects", &self.connector.is_some())
+            .field("options", &self.options)
+            .field("dirty", &self.core.dirty)
+            .finish()
+    }
+}
+
+/// Maps the ways a peer going away shows up to [`Error::Closed`].
+pub(crate) fn io_error(e: io::Error) -> Error {
+    match e.kind() {
+        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionAborted => Error::Closed,
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Error::Timeout,
+        _ => Error::Io(e),
+    }
 }
 
 impl Connection {
-    /// Connects and resynchronises.
+    /// Connects and resynchronises. After the agent goes away the next call
+    /// connects again.
     pub fn connect(endpoint: &Endpoint, options: Options) -> Result<Connection, Error> {
-        let stream = match endpoint {
-            Endpoint::Unix(p) => Stream::Unix(UnixStream::connect(p).map_err(Error::Io)?),
-            Endpoint::Tcp(a) => Stream::Tcp(TcpStream::connect(a).map_err(Error::Io)?),
-        };
-        let reader = MessageReader::new(qga_types::runtime::framing::MAX_NESTING, options.max_reply_size);
-        let mut conn = Connection {
-            stream,
-            options,
-            reader,
-            pending: Default::default(),
-            dirty: true,
-            next_id: random_u64() >> 1,
-        };
+        let endpoint = endpoint.clone();
+        Connection::with_connector(move || endpoint.connect(), options)
+    }
+
+    /// Connects with `connect`, which is called again to reconnect after
+    /// the stream broke; then resynchronises.
+    pub fn with_connector<F>(mut connect: F, options: Options) -> Result<Connection, Error>
+    where
+        F: FnMut() -> io::Result<Box<dyn Stream>> + Send + 'static,
+    {
+        let stream = connect().map_err(Error::Io)?;
+        let mut conn = Connection::new(Some(stream), Some(Box::new(connect)), options);
         conn.resync()?;
         Ok(conn)
     }
 
+    /// Runs over a stream you opened; resynchronises first. Without a way
+    /// to reconnect, calls after the stream broke give [`Error::Closed`].
+    pub fn from_stream(stream: impl Stream + 'static, options: Options) -> Result<Connection, Error> {
+        let mut conn = Connection::new(Some(Box::new(stream)), None, options);
+        conn.resync()?;
+        Ok(conn)
+    }
+
+    fn new(stream: Option<Box<dyn Stream>>, connector: Option<Connector>, options: Options) -> Connection {
+        Connection {
+            stream,
+            connector,
+            core: Core::new(options.max_reply_size),
+            options,
+            next_timeout: None,
+        }
+    }
+
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// Changes take effect with the next call (a new `max_reply_size` with
+    /// the next reconnect).
     pub fn options_mut(&mut self) -> &mut Options {
         &mut self.options
     }
 
+    /// Uses `timeout` for the next call only, for commands that may take
+    /// long (a freeze may need minutes).
+    pub fn set_next_timeout(&mut self, timeout: ResponseTimeout) {
+        self.next_timeout = Some(timeout);
+    }
+
+    /// Whether the next call resynchronises first.
+    pub fn is_dirty(&self) -> bool {
+        self.core.dirty || self.stream.is_none()
+    }
+
+    /// Opens a new stream (when the connection knows how) and resyncs.
+    pub fn reconnect(&mut self) -> Result<(), Error> {
+        let connect = self.connector.as_mut().ok_or(Error::Closed)?;
+        self.stream = None;
+        self.stream = Some(connect().map_err(Error::Io)?);
+        self.core = Core::new(self.options.max_reply_size);
+        self.resync()
+    }
+
     /// Sends 0xFF and `guest-sync-delimited` with a fresh random id, drops
     /// everything up to the agent's 0xFF, then drops replies until the one
-    /// carrying that id.
+    /// carrying that id. Waits 5 s, or the response timeout if shorter.
     pub fn resync(&mut self) -> Result<(), Error> {
-        self.dirty = true;
-        let id = random_u64() >> 1;
-        let timeout = match self.options.timeout.duration() {
-            Some(t) if !t.is_zero() => t.min(SYNC_TIMEOUT),
-            _ => SYNC_TIMEOUT,
-        };
+        let timeout = self.next_timeout.unwrap_or(self.options.timeout);
+        let result = self.resync_within(timeout.sync_duration());
+        self.note(result)
+    }
+
+    fn resync_within(&mut self, timeout: Duration) -> Result<(), Error> {
         let deadline = Some(Instant::now() + timeout);
-        self.reader.reset();
-        self.pending.clear();
-        let request = json!({"execute": "guest-sync-delimited", "arguments": {"id": id}});
-        let mut bytes = vec![DELIMITER];
-        bytes.extend(serde_json::to_vec(&request).expect("requests encode"));
-        bytes.push(b'\n');
-        self.stream.write_all(&bytes).map_err(Error::Io)?;
-        // Everything before the agent's 0xFF is stale, including its error
-        // reply to our own 0xFF.
-        let mut buf = [0u8; 4096];
+        let (id, bytes) = self.core.begin_sync();
+        self.write(&bytes)?;
         loop {
-            let n = self.read_some(&mut buf, deadline)?;
-            if let Some(at) = after_delimiter(&buf[..n]) {
-                let mut frames = Vec::new();
-                self.reader.push(&buf[at..n], &mut frames);
-                self.pending.extend(frames);
-                break;
-            }
-        }
-        loop {
-            let reply = self.next_reply(deadline)?;
-            if reply.result.as_ref().ok().and_then(Value::as_u64) == Some(id) {
-                self.dirty = false;
-                return Ok(());
+            match self.next_reply(deadline) {
+                Ok(reply) if Core::is_sync_reply(&reply, id) => {
+                    self.core.dirty = false;
+                    return Ok(());
+                }
+                // Stale replies, garbage and oversized leftovers.
+                Ok(_) | Err(Error::Protocol(_)) | Err(Error::ReplyTooLarge { .. }) => {}
+                Err(e) => return Err(e),
             }
         }
     }
 
-    /// Reads what is there, waiting until `deadline` (`None`: forever).
-    fn read_some(&mut self, buf: &mut [u8], deadline: Option<Instant>) -> Result<usize, Error> {
+    /// Drops a broken stream so the next call reconnects.
+    fn note<T>(&mut self, result: Result<T, Error>) -> Result<T, Error> {
+        if let Err(e) = &result {
+            if e.is_broken_stream() {
+                self.stream = None;
+            }
+        }
+        result
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        let stream = self.stream.as_mut().ok_or(Error::Closed)?;
+        stream.write_all(bytes).map_err(io_error)?;
+        stream.flush().map_err(io_error)
+    }
+
+    /// Reads once, waiting until `deadline` (`None`: forever).
+    fn fill(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
+        let stream = self.stream.as_mut().ok_or(Error::Closed)?;
         let left = match deadline {
             Some(d) => Some(d.checked_duration_since(Instant::now()).ok_or(Error::Timeout)?),
             None => None,
         };
-        self.stream.set_read_timeout(left).map_err(Error::Io)?;
-        match self.stream.read(buf) {
+        // A zero timeout means "none" to the OS; wait a moment instead.
+        stream
+            .set_read_timeout(left.map(|t| t.max(Duration::from_millis(1))))
+            .map_err(Error::Io)?;
+        let mut buf = [0u8; 8192];
+        match stream.read(&mut buf) {
             Ok(0) => Err(Error::Closed),
-            Ok(n) => Ok(n),
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => Err(Error::Timeout),
-            Err(e) => Err(Error::Io(e)),
+            Ok(n) => {
+                self.core.feed(&buf[..n]);
+                Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
+            Err(e) => Err(io_error(e)),
         }
     }
 
     /// The next complete reply, reading as needed until `deadline`.
     fn next_reply(&mut self, deadline: Option<Instant>) -> Result<Reply, Error> {
         loop {
-            while let Some(frame) = self.pending.pop_front() {
-                match frame {
-                    Frame::Message(bytes) => {
-                        let value: Value = serde_json::from_slice(&bytes)
-                            .map_err(|e| Error::Protocol(format!("reply is not JSON: {e}")))?;
-                        return Reply::from_value(value).map_err(Error::Protocol);
-                    }
-                    Frame::TooLarge | Frame::TooDeep => {
-                        return Err(Error::ReplyTooLarge {
-                            limit: self.options.max_reply_size,
-                        })
-                    }
-                    // A delimiter outside a sync is stale output; skip it.
-                    Frame::Delimiter => {}
-                }
+            if let Some(reply) = self.core.next_reply() {
+                return reply;
             }
-            let mut buf = [0u8; 8192];
-            let n = self.read_some(&mut buf, deadline)?;
-            let mut frames = Vec::new();
-            self.reader.push(&buf[..n], &mut frames);
-            self.pending.extend(frames);
+            self.fill(deadline)?;
         }
     }
 
-    fn send_request(&mut self, command: &CommandInfo, arguments: Option<Value>) -> Result<u64, Error> {
-        if self.dirty {
+    /// Reconnects if the stream broke, resyncs if the channel is dirty,
+    /// then sends the request. Returns its id and the call's timeout.
+    fn send_request(&mut self, name: &str, arguments: Option<Value>) -> Result<(u64, ResponseTimeout), Error> {
+        let timeout = self.next_timeout.unwrap_or(self.options.timeout);
+        let result = self.prepare_and_send(name, arguments);
+        self.next_timeout = None;
+        result.map(|id| (id, timeout))
+    }
+
+    fn prepare_and_send(&mut self, name: &str, arguments: Option<Value>) -> Result<u64, Error> {
+        if self.stream.is_none() {
+            self.reconnect()?;
+        } else if self.core.dirty {
             self.resync()?;
         }
-        self.next_id = self.next_id.wrapping_add(1);
-        let id = self.next_id;
-        let request = Request {
-            execute: command.name.to_string(),
-            arguments,
-            id: Some(id.into()),
-        };
-        let mut bytes = serde_json::to_vec(&request).expect("requests encode");
-        bytes.push(b'\n');
-        // Until the reply is consumed, anything may still be in flight.
-        self.dirty = true;
-        self.stream.write_all(&bytes).map_err(Error::Io)?;
+        let (id, bytes) = self.core.request(name, arguments);
+        let result = self.write(&bytes);
+        self.note(result)?;
         Ok(id)
     }
 
-    fn exchange(&mut self, command: &CommandInfo, arguments: Option<Value>) -> Result<Reply, Error> {
-        let id = self.send_request(command, arguments)?;
-        let deadline = match self.options.timeout.duration() {
+    /// Sends a command by wire name and waits for its reply.
+    pub fn call_raw(&mut self, name: &str, arguments: Option<Value>) -> Result<Reply, Error> {
+        let (id, timeout) = self.send_request(name, arguments)?;
+        let deadline = match timeout.duration() {
             Some(t) if t.is_zero() => return Err(Error::NotAwaited),
             Some(t) => Some(Instant::now() + t),
             None => None,
         };
+        let result = self.await_reply(id, deadline);
+        self.note(result)
+    }
+
+    fn await_reply(&mut self, id: u64, deadline: Option<Instant>) -> Result<Reply, Error> {
         loop {
             let reply = self.next_reply(deadline)?;
-            // A reply to an earlier request is stale: drop it.
-            if reply.id.as_ref().and_then(Value::as_u64) == Some(id) {
-                self.dirty = false;
+            // A reply to an earlier request, or with a wrong id, is stale.
+            if Core::answers(&reply, id) {
+                self.core.dirty = false;
                 return Ok(reply);
             }
         }
+    }
+
+    /// Sends a command that does not reply on success and watches for an
+    /// error reply during `no_reply_window`. Silence and EOF (the guest
+    /// went down) are success. The channel stays dirty, so a late error
+    /// can never reach a later call.
+    pub fn send_raw(&mut self, name: &str, arguments: Option<Value>) -> Result<Option<Reply>, Error> {
+        let (id, _) = self.send_request(name, arguments)?;
+        let deadline = Some(Instant::now() + self.options.no_reply_window);
+        loop {
+            match self.next_reply(deadline) {
+                Ok(reply) if Core::answers(&reply, id) => {
+                    self.core.dirty = false;
+                    return Ok(Some(reply));
+                }
+                Ok(_) => {}
+                Err(Error::Timeout) => return Ok(None),
+                Err(Error::Closed) => {
+                    self.stream = None;
+                    return Ok(None);
+                }
+                Err(e) => return self.note(Err(e)),
+            }
+        }
+    }
+
+    /// Runs a command by wire name: its return value, or the error sorted
+    /// into not found, disabled and the rest. Commands that `COMMANDS`
+    /// lists without a success response go through [`send_raw`](Self::send_raw)
+    /// and return `null`.
+    pub fn execute(&mut self, name: &str, arguments: Option<Value>) -> Result<Value, Error> {
+        let no_reply = qga_types::COMMANDS
+            .iter()
+            .any(|c| c.name == name && !c.success_response);
+        if no_reply {
+            return match self.send_raw(name, arguments)? {
+                Some(reply) => Error::check_reply(reply),
+                None => Ok(Value::Null),
+            };
+        }
+        Error::check_reply(self.call_raw(name, arguments)?)
+    }
+
+    /// A typed call returning [`Error`]: `conn.run::<GuestGetTime>(&Empty {})`.
+    pub fn run<C: ReplyCommand>(&mut self, args: &C::Args) -> Result<C::Returns, Error> {
+        Ok(call::<C, _>(self, args)?)
+    }
+
+    /// A typed command without a success response, returning [`Error`].
+    pub fn run_no_reply<C: NoReplyCommand>(&mut self, args: &C::Args) -> Result<(), Error> {
+        Ok(send::<C, _>(self, args)?)
     }
 }
 
@@ -302,25 +293,10 @@ impl Transport for Connection {
     type Error = Error;
 
     fn call(&mut self, command: &'static CommandInfo, arguments: Option<Value>) -> Result<Reply, Error> {
-        self.exchange(command, arguments)
+        self.call_raw(command.name, arguments)
     }
 
     fn send(&mut self, command: &'static CommandInfo, arguments: Option<Value>) -> Result<Option<Reply>, Error> {
-        let id = self.send_request(command, arguments)?;
-        let deadline = Some(Instant::now() + self.options.no_reply_window);
-        loop {
-            match self.next_reply(deadline) {
-                Ok(reply) if reply.id.as_ref().and_then(Value::as_u64) == Some(id) => {
-                    self.dirty = false;
-                    return Ok(Some(reply));
-                }
-                Ok(_) => {}
-                // Silence or the guest going away: the command was taken.
-                // The channel stays dirty, so a late error never reaches a
-                // later call.
-                Err(Error::Timeout) | Err(Error::Closed) => return Ok(None),
-                Err(e) => return Err(e),
-            }
-        }
+        self.send_raw(command.name, arguments)
     }
 }

@@ -8,18 +8,30 @@
 //! the answer to a later call.
 //!
 //! ```no_run
-//! use qga_host::{Connection, Endpoint};
+//! use qga_host::{Connection, Endpoint, Error, ResponseTimeout};
 //! use qga_types::client::Client;
 //!
-//! let conn = Connection::connect(&Endpoint::Unix("/run/qga.sock".into()), Default::default()).unwrap();
-//! let mut agent = Client::new(conn);
-//! agent.guest_ping().unwrap();
-//! println!("{}", agent.guest_info().unwrap().version);
+//! fn main() -> Result<(), Error> {
+//!     let endpoint: Endpoint = "unix:/run/qga.sock".parse().unwrap();
+//!     let mut agent = Client::new(Connection::connect(&endpoint, Default::default())?);
+//!     agent.guest_ping()?;
+//!     println!("{}", agent.guest_info()?.version);
+//!     // A freeze may take minutes: a longer timeout for the next call only.
+//!     agent.transport_mut().set_next_timeout(ResponseTimeout::Seconds(300));
+//!     Ok(())
+//! }
 //! ```
 //!
-//! Still to come (see the project's issues): vsock, the async client, the
-//! typed error with command-not-found/disabled variants, and the `qga` CLI.
+//! Errors: the generated stubs return `CallError<Error>`, and `?` flattens
+//! it into [`Error`], which sorts agent errors into command-not-found,
+//! command-disabled and the rest, each keeping class, desc and raw reply.
 
 mod connection;
+mod core;
+mod error;
+mod stream;
 
-pub use connection::{Connection, Endpoint, Error, Options, ResponseTimeout};
+pub use connection::Connection;
+pub use core::{Options, ResponseTimeout};
+pub use error::{AgentError, Error};
+pub use stream::{Endpoint, EndpointParseError, Stream, VsockStream};

@@ -161,3 +161,36 @@ fn shutdown_without_reply_returns_and_does_not_confuse_the_next_call() {
     client.guest_shutdown(&qga_types::GuestShutdownArgs::default()).unwrap();
     client.guest_ping().unwrap();
 }
+
+#[test]
+fn a_per_call_timeout_outlasts_a_slow_command_then_the_default_applies_again() {
+    let path = fake_agent(|req, s| {
+        if let Some(id) = sync_id(req) {
+            s.write_all(&[0xFF]).unwrap();
+            reply(s, json!({"return": id}));
+        } else if req["execute"] == "guest-fsfreeze-status" {
+            // Slow, like a freeze: longer than the connection's timeout.
+            thread::sleep(Duration::from_millis(1300));
+            reply(s, json!({"return": "thawed", "id": req["id"].clone()}));
+        } else {
+            reply(s, json!({"return": {}, "id": req["id"].clone()}));
+        }
+    });
+    let options = Options {
+        timeout: ResponseTimeout::Seconds(1),
+        ..Options::default()
+    };
+    // A stream we opened ourselves.
+    let stream = UnixStream::connect(&path).unwrap();
+    let mut client = Client::new(Connection::from_stream(stream, options).unwrap());
+    client.transport_mut().set_next_timeout(ResponseTimeout::Seconds(5));
+    assert_eq!(
+        client.guest_fsfreeze_status().unwrap(),
+        qga_types::GuestFsfreezeStatus::Thawed
+    );
+    // The override was for one call only.
+    match client.guest_fsfreeze_status().map_err(Error::from) {
+        Err(Error::Timeout) => {}
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+}

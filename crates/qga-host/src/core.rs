@@ -1,0 +1,231 @@
+//! The protocol state of one channel, without I/O, shared by the blocking
+//! and the async connection: framing, ids, the dirty flag and the sync
+//! handshake.
+
+use std::collections::hash_map::RandomState;
+use std::collections::VecDeque;
+use std::hash::{BuildHasher, Hasher};
+use std::time::Duration;
+
+use qga_types::runtime::framing::{Frame, MessageReader, DELIMITER, MAX_NESTING};
+use qga_types::runtime::serde_json::{self, json, Value};
+use qga_types::runtime::{Reply, Request};
+
+use crate::Error;
+
+/// libvirt's sync timeout; a shorter response timeout wins.
+pub(crate) const SYNC_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long to wait for replies, as libvirt offers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ResponseTimeout {
+    /// Wait as long as it takes.
+    Block,
+    /// Five seconds.
+    #[default]
+    Default,
+    /// Send, and do not wait for the reply (the call gives
+    /// [`Error::NotAwaited`]).
+    NoWait,
+    /// This many seconds.
+    Seconds(u64),
+}
+
+impl ResponseTimeout {
+    /// `None` for no limit; zero for no-wait.
+    pub fn duration(self) -> Option<Duration> {
+        match self {
+            ResponseTimeout::Block => None,
+            ResponseTimeout::Default => Some(Duration::from_secs(5)),
+            ResponseTimeout::NoWait => Some(Duration::ZERO),
+            ResponseTimeout::Seconds(s) => Some(Duration::from_secs(s)),
+        }
+    }
+
+    /// The sync timeout that goes with this response timeout.
+    pub(crate) fn sync_duration(self) -> Duration {
+        match self.duration() {
+            Some(t) if !t.is_zero() => t.min(SYNC_TIMEOUT),
+            _ => SYNC_TIMEOUT,
+        }
+    }
+}
+
+impl std::str::FromStr for ResponseTimeout {
+    type Err = String;
+
+    /// `block`, `default`, `nowait`, or whole seconds.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "block" => Ok(ResponseTimeout::Block),
+            "default" => Ok(ResponseTimeout::Default),
+            "nowait" => Ok(ResponseTimeout::NoWait),
+            _ => s
+                .parse::<u64>()
+                .map(ResponseTimeout::Seconds)
+                .map_err(|_| format!("'{s}' is not a timeout: use whole seconds, 'block', 'default' or 'nowait'")),
+        }
+    }
+}
+
+/// Connection settings.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub timeout: ResponseTimeout,
+    /// Replies larger than this are refused (and the channel resynced).
+    pub max_reply_size: usize,
+    /// How long to watch for an error after sending a command that does
+    /// not reply on success (`guest-shutdown`, `guest-suspend-*`).
+    pub no_reply_window: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            timeout: ResponseTimeout::Default,
+            max_reply_size: 16 * 1024 * 1024,
+            no_reply_window: Duration::from_millis(500),
+        }
+    }
+}
+
+/// A random 64-bit value: each `RandomState` is freshly keyed.
+fn random_u64() -> u64 {
+    RandomState::new().build_hasher().finish()
+}
+
+#[derive(Debug)]
+pub(crate) struct Core {
+    reader: MessageReader,
+    /// Complete frames read but not yet consumed.
+    pending: VecDeque<Frame>,
+    /// Set while anything may still be in flight (a request sent and its
+    /// reply not consumed, a timeout, an error, a cancelled call): the next
+    /// call resynchronises first.
+    pub(crate) dirty: bool,
+    /// In a resync, before the agent's 0xFF: everything read is stale.
+    awaiting_delimiter: bool,
+    next_id: u64,
+    max_reply_size: usize,
+}
+
+impl Core {
+    pub(crate) fn new(max_reply_size: usize) -> Core {
+        Core {
+            reader: MessageReader::new(MAX_NESTING, max_reply_size),
+            pending: VecDeque::new(),
+            dirty: true,
+            awaiting_delimiter: false,
+            next_id: random_u64() >> 1,
+            max_reply_size,
+        }
+    }
+
+    /// Starts a resync: forgets all input and returns the sync id and the
+    /// bytes to send (0xFF, then `guest-sync-delimited`).
+    pub(crate) fn begin_sync(&mut self) -> (u64, Vec<u8>) {
+        self.dirty = true;
+        self.awaiting_delimiter = true;
+        self.reader.reset();
+        self.pending.clear();
+        self.pending.shrink_to(4);
+        // Non-negative, so it fits the schema's `int`.
+        let id = random_u64() >> 1;
+        let request = json!({"execute": "guest-sync-delimited", "arguments": {"id": id}});
+        let mut bytes = vec![DELIMITER];
+        bytes.extend(serde_json::to_vec(&request).expect("requests encode"));
+        bytes.push(b'\n');
+        (id, bytes)
+    }
+
+    /// Whether `reply` completes the sync started with `id`.
+    pub(crate) fn is_sync_reply(reply: &Reply, id: u64) -> bool {
+        reply.result.as_ref().ok().and_then(Value::as_u64) == Some(id)
+    }
+
+    /// Encodes a request with a fresh id and marks the channel dirty until
+    /// its reply is consumed.
+    pub(crate) fn request(&mut self, name: &str, arguments: Option<Value>) -> (u64, Vec<u8>) {
+        self.next_id = self.next_id.wrapping_add(1) & (u64::MAX >> 1);
+        let id = self.next_id;
+        let request = Request {
+            execute: name.to_string(),
+            arguments,
+            id: Some(id.into()),
+        };
+        let mut bytes = serde_json::to_vec(&request).expect("requests encode");
+        bytes.push(b'\n');
+        self.dirty = true;
+        (id, bytes)
+    }
+
+    /// Takes bytes read from the stream.
+    pub(crate) fn feed(&mut self, data: &[u8]) {
+        let mut frames = Vec::new();
+        self.reader.push(data, &mut frames);
+        for frame in frames {
+            if self.awaiting_delimiter {
+                self.awaiting_delimiter = frame != Frame::Delimiter;
+            } else {
+                self.pending.push_back(frame);
+            }
+        }
+    }
+
+    /// The next complete reply read, if any. Stray delimiters are skipped.
+    pub(crate) fn next_reply(&mut self) -> Option<Result<Reply, Error>> {
+        while let Some(frame) = self.pending.pop_front() {
+            return Some(match frame {
+                Frame::Message(bytes) => match serde_json::from_slice::<Value>(&bytes) {
+                    Ok(value) => Reply::from_value(value).map_err(Error::Protocol),
+                    Err(e) => Err(Error::Protocol(format!("reply is not JSON: {e}"))),
+                },
+                Frame::TooLarge | Frame::TooDeep => Err(Error::ReplyTooLarge {
+                    limit: self.max_reply_size,
+                }),
+                Frame::Delimiter => continue,
+            });
+        }
+        None
+    }
+
+    /// Whether `reply` answers the request with `id`.
+    pub(crate) fn answers(reply: &Reply, id: u64) -> bool {
+        reply.id.as_ref().and_then(Value::as_u64) == Some(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_parse_and_pick_the_sync_timeout_like_libvirt() {
+        assert_eq!("block".parse(), Ok(ResponseTimeout::Block));
+        assert_eq!("nowait".parse(), Ok(ResponseTimeout::NoWait));
+        assert_eq!("120".parse(), Ok(ResponseTimeout::Seconds(120)));
+        assert!("-1"
+            .parse::<ResponseTimeout>()
+            .unwrap_err()
+            .contains("'-1' is not a timeout"));
+        assert_eq!(ResponseTimeout::Seconds(1).sync_duration(), Duration::from_secs(1));
+        assert_eq!(ResponseTimeout::Seconds(300).sync_duration(), SYNC_TIMEOUT);
+        assert_eq!(ResponseTimeout::Block.sync_duration(), SYNC_TIMEOUT);
+        assert_eq!(ResponseTimeout::NoWait.sync_duration(), SYNC_TIMEOUT);
+    }
+
+    #[test]
+    fn everything_before_the_agents_delimiter_is_dropped() {
+        let mut core = Core::new(1024);
+        let (id, bytes) = core.begin_sync();
+        assert_eq!(bytes[0], DELIMITER);
+        core.feed(b"{\"return\": 1, \"id\": 5}\n{\"ret");
+        assert!(core.next_reply().is_none());
+        core.feed(b"garbage\n");
+        let mut tail = vec![DELIMITER];
+        tail.extend(format!("{{\"return\": {id}}}").as_bytes());
+        core.feed(&tail);
+        let reply = core.next_reply().unwrap().unwrap();
+        assert!(Core::is_sync_reply(&reply, id));
+    }
+}
