@@ -1,12 +1,20 @@
-//! Differential check of the syntax layer: the pest grammar
-//! (`syntax::parse_expression`) and the hand-written scanner that mirrors
-//! QEMU's parser (`syntax::diagnose`) must accept and reject the same
-//! expressions, and report the same first error (offset and message).
+//! Differential check of the syntax layer, three ways:
+//! - the hand-written fast path (`parse_expression_fast`,
+//!   `doc_block_lines_fast`) and the pest grammar that defines the syntax
+//!   (`parse_expression_grammar`, `doc_block_lines_grammar`) accept the
+//!   same input with the same tree, spans, end and leniencies;
+//! - the parser as used (`parse_expression`: fast path, grammar when it
+//!   declines) and the scanner that mirrors QEMU's parser (`diagnose`)
+//!   accept and reject the same expressions, and report the same first
+//!   error (offset and message).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use qapi_parser::source::FileId;
-use qapi_parser::syntax::{diagnose, next_token, parse_expression, skip_trivia};
+use qapi_parser::syntax::{
+    diagnose, doc_block_lines_fast, doc_block_lines_grammar, next_token, parse_expression, parse_expression_fast,
+    parse_expression_grammar, skip_trivia,
+};
 
 fuzz_target!(|data: &[u8]| {
     let mut text = String::from_utf8_lossy(data).into_owned();
@@ -14,10 +22,29 @@ fuzz_target!(|data: &[u8]| {
         text.push('\n');
     }
     let start = skip_trivia(&text, 0);
-    if text[start..].starts_with("##") || start + 1 >= text.len() {
+    if start + 1 >= text.len() {
+        return;
+    }
+    if text[start..].starts_with("##") {
+        assert_eq!(
+            doc_block_lines_fast(&text, start),
+            doc_block_lines_grammar(&text, start),
+            "documentation block lines differ"
+        );
         return;
     }
     for lenient in [false, true] {
+        let fast = parse_expression_fast(&text, FileId(0), start, lenient);
+        let reference = parse_expression_grammar(&text, FileId(0), start, lenient);
+        match (&fast, &reference) {
+            (Some(f), Ok(g)) => assert_eq!(f, g, "fast path and grammar trees differ (lenient={lenient})"),
+            (None, Err(_)) => {}
+            _ => panic!(
+                "fast path {fast:?} vs grammar {reference:?} (lenient={lenient})",
+                fast = fast.as_ref().map(|p| p.end),
+                reference = reference.as_ref().map(|p| p.end)
+            ),
+        }
         let grammar = parse_expression(&text, FileId(0), start, lenient);
         let scanner = diagnose(&text, start, lenient);
         match (&grammar, &scanner) {

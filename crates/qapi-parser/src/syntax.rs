@@ -72,9 +72,18 @@ impl Value {
 }
 
 /// The comment lines of the documentation block starting at `start`, as
-/// byte ranges, when the grammar accepts the block. `None` means it does
-/// not; the caller's token scanner then finds and words the problem.
+/// byte ranges (`#` to end of line), when the grammar's `doc_block` rule
+/// accepts the block. `None` means it does not; the caller's token
+/// scanner then finds and words the problem.
+///
+/// The hand-written [`doc_block_lines_fast`] answers first; the grammar
+/// decides whenever it declines (see [`parse_expression`]).
 pub fn doc_block_lines(src: &str, start: usize) -> Option<Vec<(usize, usize)>> {
+    doc_block_lines_fast(src, start).or_else(|| doc_block_lines_grammar(src, start))
+}
+
+/// [`doc_block_lines`] by the grammar alone: the reference.
+pub fn doc_block_lines_grammar(src: &str, start: usize) -> Option<Vec<(usize, usize)>> {
     let pairs = Grammar::parse(Rule::doc_block, &src[start..]).ok()?;
     let block = pairs.into_iter().next()?.as_span();
     // The grammar guarantees the shape: each line holds whitespace and
@@ -312,6 +321,7 @@ pub enum LeniencyKind {
 }
 
 /// A parsed top-level expression.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Parsed {
     pub value: Value,
     /// Offset just past the expression.
@@ -321,7 +331,22 @@ pub struct Parsed {
 
 /// Parses the expression starting at token offset `start` of `src`.
 /// `lenient` accepts a missing comma between object members.
+///
+/// The hand-written [`parse_expression_fast`] handles well-formed input;
+/// whenever it declines, [`parse_expression_grammar`] (the pest grammar,
+/// which defines the syntax) parses the expression and words the error.
+/// The fast path accepts exactly what the grammar accepts, with the same
+/// tree, spans and end: `tests/syntax_agree.rs` and the `syntax_agree`
+/// fuzz target compare them.
 pub fn parse_expression(src: &str, file: FileId, start: usize, lenient: bool) -> Result<Parsed, SyntaxError> {
+    match parse_expression_fast(src, file, start, lenient) {
+        Some(parsed) => Ok(parsed),
+        None => parse_expression_grammar(src, file, start, lenient),
+    }
+}
+
+/// [`parse_expression`] by the pest grammar alone: the reference.
+pub fn parse_expression_grammar(src: &str, file: FileId, start: usize, lenient: bool) -> Result<Parsed, SyntaxError> {
     if let Some(at) = nesting_overflow(src, start, MAX_NESTING) {
         // The grammar would recurse too deep; the scanner finds any earlier
         // error, or reports the overflow itself.
@@ -476,6 +501,257 @@ fn unescape(string_pair: &Pair<'_, Rule>) -> Option<String> {
         out.push(c);
     }
     Some(out)
+}
+
+// ------------------------------------------------------------ fast path
+
+/// Parses an expression the way the grammar does, by hand: the `value`,
+/// `object`, `member`, `array`, `string` and `boolean` rules, with
+/// `WHITESPACE` and `COMMENT` skipped between tokens (pest's implicit
+/// skipping). `None` for anything the grammar would reject or report a
+/// problem with (a string that is not printable ASCII or holds an escape
+/// other than `\\`, a duplicate key, a missing comma when not `lenient`,
+/// nesting deeper than [`MAX_NESTING`]); the grammar then takes over.
+pub fn parse_expression_fast(src: &str, file: FileId, start: usize, lenient: bool) -> Option<Parsed> {
+    let mut parser = FastParser {
+        src,
+        bytes: src.as_bytes(),
+        pos: start,
+        file,
+        lenient,
+        leniencies: Vec::new(),
+    };
+    parser.skip_trivia();
+    let value = parser.value(0)?;
+    Some(Parsed {
+        end: value.span.end as usize,
+        value,
+        lenient: parser.leniencies,
+    })
+}
+
+struct FastParser<'s> {
+    src: &'s str,
+    bytes: &'s [u8],
+    pos: usize,
+    file: FileId,
+    lenient: bool,
+    leniencies: Vec<Leniency>,
+}
+
+impl FastParser<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    /// The grammar's implicit `(WHITESPACE | COMMENT)*`; stops at `##`.
+    fn skip_trivia(&mut self) {
+        while let Some(b) = self.peek() {
+            match b {
+                b' ' | b'\n' | b'\t' | b'\r' | 0x0b | 0x0c | 0x1c..=0x1f => self.pos += 1,
+                b'#' => {
+                    if self.bytes.get(self.pos + 1) == Some(&b'#') {
+                        return;
+                    }
+                    self.pos = line_end(self.bytes, self.pos);
+                }
+                0x80.. => match self.src[self.pos..].chars().next() {
+                    Some(c) if is_py_space(c) => self.pos += c.len_utf8(),
+                    _ => return,
+                },
+                _ => return,
+            }
+        }
+    }
+
+    fn span(&self, start: usize) -> Span {
+        Span::new(self.file, start..self.pos)
+    }
+
+    /// `value`, with `depth` containers already open around it.
+    fn value(&mut self, depth: usize) -> Option<Value> {
+        let start = self.pos;
+        let kind = match self.peek()? {
+            b'\'' => ValueKind::Str(self.string()?),
+            b'{' => self.object(depth + 1)?,
+            b'[' => self.array(depth + 1)?,
+            b't' if self.bytes[start..].starts_with(b"true") => {
+                self.pos += 4;
+                ValueKind::Bool(true)
+            }
+            b'f' if self.bytes[start..].starts_with(b"false") => {
+                self.pos += 5;
+                ValueKind::Bool(false)
+            }
+            _ => return None,
+        };
+        Some(Value {
+            kind,
+            span: self.span(start),
+        })
+    }
+
+    /// `string` at its opening quote, unescaped.
+    fn string(&mut self) -> Option<String> {
+        let body_start = self.pos + 1;
+        let mut i = body_start;
+        let mut escapes = false;
+        loop {
+            match *self.bytes.get(i)? {
+                b'\'' => break,
+                b'\\' => {
+                    if self.bytes.get(i + 1) != Some(&b'\\') {
+                        return None;
+                    }
+                    escapes = true;
+                    i += 2;
+                }
+                0x20..=0x7e => i += 1,
+                _ => return None,
+            }
+        }
+        self.pos = i + 1;
+        let body = &self.src[body_start..i];
+        Some(if escapes {
+            body.replace("\\\\", "\\")
+        } else {
+            body.to_string()
+        })
+    }
+
+    fn expect(&mut self, byte: u8) -> Option<()> {
+        if self.peek()? != byte {
+            return None;
+        }
+        self.pos += 1;
+        self.skip_trivia();
+        Some(())
+    }
+
+    fn object(&mut self, depth: usize) -> Option<ValueKind> {
+        if depth > MAX_NESTING {
+            return None;
+        }
+        self.expect(b'{')?;
+        let mut members: Vec<Member> = Vec::new();
+        if self.peek()? == b'}' {
+            self.pos += 1;
+            return Some(ValueKind::Object(members));
+        }
+        loop {
+            if self.peek()? != b'\'' {
+                return None;
+            }
+            let key_start = self.pos;
+            let key = self.string()?;
+            let key_span = self.span(key_start);
+            self.skip_trivia();
+            self.expect(b':')?;
+            let value = self.value(depth)?;
+            members.push(Member { key, key_span, value });
+            self.skip_trivia();
+            match self.peek()? {
+                b',' => {
+                    self.pos += 1;
+                    self.skip_trivia();
+                }
+                b'}' => {
+                    self.pos += 1;
+                    break;
+                }
+                b'\'' if self.lenient => self.leniencies.push(Leniency {
+                    offset: self.pos,
+                    kind: LeniencyKind::MissingComma,
+                }),
+                _ => return None,
+            }
+        }
+        if has_duplicate_key(&members) {
+            return None;
+        }
+        Some(ValueKind::Object(members))
+    }
+
+    fn array(&mut self, depth: usize) -> Option<ValueKind> {
+        if depth > MAX_NESTING {
+            return None;
+        }
+        self.expect(b'[')?;
+        let mut items = Vec::new();
+        if self.peek()? == b']' {
+            self.pos += 1;
+            return Some(ValueKind::Array(items));
+        }
+        loop {
+            items.push(self.value(depth)?);
+            self.skip_trivia();
+            match self.peek()? {
+                b',' => {
+                    self.pos += 1;
+                    self.skip_trivia();
+                }
+                b']' => {
+                    self.pos += 1;
+                    return Some(ValueKind::Array(items));
+                }
+                _ => return None,
+            }
+        }
+    }
+}
+
+/// Offset of the newline ending the line at `pos`, or the end of input.
+fn line_end(bytes: &[u8], pos: usize) -> usize {
+    bytes[pos..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(bytes.len(), |i| pos + i)
+}
+
+fn has_duplicate_key(members: &[Member]) -> bool {
+    if members.len() <= 16 {
+        members
+            .iter()
+            .enumerate()
+            .any(|(i, m)| members[..i].iter().any(|o| o.key == m.key))
+    } else {
+        let mut keys = std::collections::HashSet::with_capacity(members.len());
+        !members.iter().all(|m| keys.insert(m.key.as_str()))
+    }
+}
+
+/// [`doc_block_lines`] by hand: the `doc_block` rule is a `##` line, then
+/// lines whose first non-blank is a single `#`, up to one whose first
+/// non-blank is `##`; blank lines may come between.
+pub fn doc_block_lines_fast(src: &str, start: usize) -> Option<Vec<(usize, usize)>> {
+    let bytes = src.as_bytes();
+    if !bytes[start..].starts_with(b"##") {
+        return None;
+    }
+    let mut end = line_end(bytes, start);
+    let mut lines = vec![(start, end)];
+    loop {
+        let mut pos = end;
+        // `doc_space`: any Python whitespace, newlines included.
+        while let Some(&b) = bytes.get(pos) {
+            match b {
+                b' ' | b'\n' | b'\t' | b'\r' | 0x0b | 0x0c | 0x1c..=0x1f => pos += 1,
+                0x80.. => match src[pos..].chars().next() {
+                    Some(c) if is_py_space(c) => pos += c.len_utf8(),
+                    _ => break,
+                },
+                _ => break,
+            }
+        }
+        if bytes.get(pos) != Some(&b'#') {
+            return None;
+        }
+        end = line_end(bytes, pos);
+        lines.push((pos, end));
+        if bytes.get(pos + 1) == Some(&b'#') {
+            return Some(lines);
+        }
+    }
 }
 
 enum Frame {

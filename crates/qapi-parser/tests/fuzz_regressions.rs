@@ -1,11 +1,11 @@
 //! Inputs the fuzzers once broke on (`fuzz/regressions/`), replayed on
 //! every test run: no panic in parsing, checking or rendering, and the
-//! grammar and the QEMU-mirroring scanner agree.
+//! fast path, the grammar and the QEMU-mirroring scanner agree.
 
 use std::path::Path;
 
 use qapi_parser::source::FileId;
-use qapi_parser::syntax::{diagnose, parse_expression, skip_trivia};
+use qapi_parser::syntax::{diagnose, parse_expression, parse_expression_fast, parse_expression_grammar, skip_trivia};
 use qapi_parser::{parse_str, Options};
 
 fn regressions(prefix: &str) -> Vec<(String, String)> {
@@ -49,6 +49,9 @@ fn syntax_agree_reproducers() {
         }
         let start = skip_trivia(&text, 0);
         for lenient in [false, true] {
+            let fast = parse_expression_fast(&text, FileId(0), start, lenient);
+            let reference = parse_expression_grammar(&text, FileId(0), start, lenient);
+            assert_eq!(fast.as_ref(), reference.as_ref().ok(), "{name}: fast path vs grammar");
             let grammar = parse_expression(&text, FileId(0), start, lenient);
             let scanner = diagnose(&text, start, lenient);
             match (&grammar, &scanner) {
