@@ -30,8 +30,10 @@ mod connection;
 mod core;
 mod error;
 mod stream;
+mod support;
 
 pub use connection::Connection;
 pub use core::{Options, ResponseTimeout};
 pub use error::{AgentError, Error};
 pub use stream::{Endpoint, EndpointParseError, Stream, VsockStream};
+pub use support::{AgentCommand, Capabilities, Support};

@@ -1,63 +1,24 @@
 //! Fault injection with a scripted fake agent on a unix socket.
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::PathBuf;
+mod common;
+
+use std::io::Write;
+use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+use common::{answer, answer_sync, fake_agent, reply};
 use qga_host::{Connection, Endpoint, Error, Options, ResponseTimeout};
 use qga_types::client::Client;
-use qga_types::runtime::serde_json::{self, json, Value};
+use qga_types::runtime::serde_json::{self, json};
 use qga_types::runtime::CallError;
-
-static NEXT: AtomicUsize = AtomicUsize::new(0);
-
-fn socket_path() -> PathBuf {
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let p = std::env::temp_dir().join(format!("qga-host-fake-{}-{n}.sock", std::process::id()));
-    let _ = std::fs::remove_file(&p);
-    p
-}
-
-/// Reads requests (skipping 0xFF bytes) and answers with `script`, which
-/// gets each request and writes raw bytes back.
-fn fake_agent(script: impl Fn(&Value, &mut UnixStream) + Send + 'static) -> PathBuf {
-    let path = socket_path();
-    let listener = UnixListener::bind(&path).unwrap();
-    thread::spawn(move || {
-        let (mut stream, _) = listener.accept().unwrap();
-        let mut reader = BufReader::new(stream.try_clone().unwrap());
-        loop {
-            let mut line = Vec::new();
-            if reader.read_until(b'\n', &mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            line.retain(|&b| b != 0xFF);
-            let Ok(request) = serde_json::from_slice::<Value>(&line) else {
-                continue;
-            };
-            script(&request, &mut stream);
-        }
-    });
-    path
-}
-
-fn sync_id(request: &Value) -> Option<u64> {
-    (request["execute"] == "guest-sync-delimited").then(|| request["arguments"]["id"].as_u64().unwrap())
-}
-
-fn reply(stream: &mut UnixStream, value: Value) {
-    let mut bytes = serde_json::to_vec(&value).unwrap();
-    bytes.push(b'\n');
-    stream.write_all(&bytes).unwrap();
-}
 
 #[test]
 fn stale_output_and_garbage_before_the_sync_reply_are_dropped() {
-    let path = fake_agent(|req, s| {
-        if let Some(id) = sync_id(req) {
+    let path = fake_agent(|call, s| {
+        if let Some(id) = call.sync_id() {
             // Stale replies, garbage, the error for our 0xFF, then the
             // delimiter, a sync reply with the wrong id, and the right one,
             // one byte at a time.
@@ -73,7 +34,7 @@ fn stale_output_and_garbage_before_the_sync_reply_are_dropped() {
                 s.write_all(&[b]).unwrap();
             }
         } else {
-            reply(s, json!({"return": {}, "id": req["id"].clone()}));
+            answer(call, s, json!({}));
         }
     });
     let conn = Connection::connect(&Endpoint::Unix(path), Options::default()).unwrap();
@@ -83,22 +44,22 @@ fn stale_output_and_garbage_before_the_sync_reply_are_dropped() {
 
 #[test]
 fn a_hung_command_times_out_and_the_next_call_resyncs() {
-    let pings = std::sync::Arc::new(AtomicUsize::new(0));
+    let pings = Arc::new(AtomicUsize::new(0));
     let seen = pings.clone();
-    let path = fake_agent(move |req, s| {
-        if let Some(id) = sync_id(req) {
-            s.write_all(&[0xFF]).unwrap();
-            reply(s, json!({"return": id}));
-        } else if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+    let path = fake_agent(move |call, s| {
+        if answer_sync(call, s) {
+            return;
+        }
+        if seen.fetch_add(1, Ordering::SeqCst) == 0 {
             // Hang on the first ping, and answer it late, after the timeout.
-            let id = req["id"].clone();
+            let id = call.id();
             let mut late = s.try_clone().unwrap();
             thread::spawn(move || {
                 thread::sleep(Duration::from_millis(1500));
                 let _ = late.write_all(format!("{{\"return\": {{}}, \"id\": {id}}}\n").as_bytes());
             });
         } else {
-            reply(s, json!({"return": {}, "id": req["id"].clone()}));
+            answer(call, s, json!({}));
         }
     });
     let options = Options {
@@ -119,16 +80,12 @@ fn a_hung_command_times_out_and_the_next_call_resyncs() {
 
 #[test]
 fn a_reply_over_the_size_limit_is_refused_clearly() {
-    let path = fake_agent(|req, s| {
-        if let Some(id) = sync_id(req) {
-            s.write_all(&[0xFF]).unwrap();
-            reply(s, json!({"return": id}));
-        } else {
-            reply(
-                s,
-                json!({"return": {"version": "x".repeat(10_000), "supported_commands": []}, "id": req["id"].clone()}),
-            );
+    let path = fake_agent(|call, s| {
+        if answer_sync(call, s) {
+            return;
         }
+        let huge = json!({"version": "x".repeat(10_000), "supported_commands": []});
+        answer(call, s, huge);
     });
     let options = Options {
         max_reply_size: 1000,
@@ -143,14 +100,14 @@ fn a_reply_over_the_size_limit_is_refused_clearly() {
 
 #[test]
 fn shutdown_without_reply_returns_and_does_not_confuse_the_next_call() {
-    let path = fake_agent(|req, s| {
-        if let Some(id) = sync_id(req) {
-            s.write_all(&[0xFF]).unwrap();
-            reply(s, json!({"return": id}));
-        } else if req["execute"] == "guest-shutdown" {
+    let path = fake_agent(|call, s| {
+        if answer_sync(call, s) {
+            return;
+        }
+        if call.execute() == "guest-shutdown" {
             // Never answers, like a guest going down.
         } else {
-            reply(s, json!({"return": {}, "id": req["id"].clone()}));
+            answer(call, s, json!({}));
         }
     });
     let options = Options {
@@ -164,16 +121,16 @@ fn shutdown_without_reply_returns_and_does_not_confuse_the_next_call() {
 
 #[test]
 fn a_per_call_timeout_outlasts_a_slow_command_then_the_default_applies_again() {
-    let path = fake_agent(|req, s| {
-        if let Some(id) = sync_id(req) {
-            s.write_all(&[0xFF]).unwrap();
-            reply(s, json!({"return": id}));
-        } else if req["execute"] == "guest-fsfreeze-status" {
+    let path = fake_agent(|call, s| {
+        if answer_sync(call, s) {
+            return;
+        }
+        if call.execute() == "guest-fsfreeze-status" {
             // Slow, like a freeze: longer than the connection's timeout.
             thread::sleep(Duration::from_millis(1300));
-            reply(s, json!({"return": "thawed", "id": req["id"].clone()}));
+            reply(s, json!({"return": "thawed", "id": call.id()}));
         } else {
-            reply(s, json!({"return": {}, "id": req["id"].clone()}));
+            answer(call, s, json!({}));
         }
     });
     let options = Options {

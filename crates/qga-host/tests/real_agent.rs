@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use qga_host::{Connection, Endpoint, Options};
+use qga_host::{Connection, Endpoint, Error, Options, Support};
 use qga_types::client::Client;
 use qga_types::*;
 
@@ -134,16 +134,27 @@ fn file_round_trip_in_a_temp_dir() {
 }
 
 #[test]
-fn agent_errors_are_typed() {
+fn agent_errors_are_typed_and_capabilities_match() {
     let Some(agent) = Agent::start("errors") else { return };
     let mut client = agent.client();
-    // Disabled in qemu-ga 7.2 on Linux: the typed agent error, and the
-    // channel keeps working.
-    match client.guest_get_devices() {
-        Err(qga_types::runtime::CallError::Agent { error, .. }) => {
-            assert_eq!(error.class, qga_types::runtime::ErrorClass::CommandNotFound)
+    // qemu-ga 7.2 on Linux lists guest-get-devices as disabled.
+    let caps = client.transport_mut().capabilities().unwrap();
+    assert_eq!(caps.support("guest-get-devices"), Support::Disabled);
+    assert_eq!(caps.support("guest-ping"), Support::Supported);
+    assert_eq!(caps.support("guest-no-such-command"), Support::Absent);
+    assert!(!caps.command("guest-shutdown").unwrap().success_response);
+    match client.guest_get_devices().map_err(Error::from) {
+        Err(Error::CommandDisabled(e)) => {
+            assert_eq!(e.class, qga_types::runtime::ErrorClass::CommandNotFound);
+            assert_eq!(e.command(), Some("guest-get-devices"));
         }
-        other => panic!("{other:?}"),
+        other => panic!("expected CommandDisabled, got {other:?}"),
+    }
+    match client.transport_mut().execute("guest-no-such-command", None) {
+        Err(Error::CommandNotFound(e)) => {
+            assert_eq!(e.desc, "The command guest-no-such-command has not been found")
+        }
+        other => panic!("expected CommandNotFound, got {other:?}"),
     }
     client.guest_ping().unwrap();
 }
