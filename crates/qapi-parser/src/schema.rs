@@ -723,8 +723,15 @@ impl Builder {
     }
 
     fn resolve(&self, name: &str, reporter: EntityId, what: &str) -> Res<EntityId> {
-        self.lookup_type(name)
-            .ok_or_else(|| self.entity_err(reporter, format!("{what} uses unknown type '{name}'")))
+        self.resolve_with(name, reporter, |_| what.to_string())
+    }
+
+    /// [`Self::resolve`] that words what uses the type only on error.
+    fn resolve_with(&self, name: &str, reporter: EntityId, what: impl FnOnce(&Self) -> String) -> Res<EntityId> {
+        self.lookup_type(name).ok_or_else(|| {
+            let what = what(self);
+            self.entity_err(reporter, format!("{what} uses unknown type '{name}'"))
+        })
     }
 
     /// How QEMU names a member in messages, relative to the definition
@@ -810,19 +817,26 @@ impl Builder {
     }
 
     fn check_entity(&mut self, id: EntityId) -> Res<()> {
-        let kind = self.entities[id.0].kind.clone();
-        match kind {
-            EntityKind::Object(_) => self.check_object(id),
-            EntityKind::Include { .. } | EntityKind::Builtin { .. } => Ok(()),
+        let entity = &self.entities[id.0];
+        match &entity.kind {
+            EntityKind::Object(_) => return self.check_object(id),
+            EntityKind::Include { .. } | EntityKind::Builtin { .. } => return Ok(()),
             EntityKind::Enum { values, .. } => {
                 self.check_type_features(id)?;
                 let mut seen = Seen::new();
-                let name = self.entities[id.0].name.clone();
-                for v in &values {
-                    self.check_clash(&mut seen, "value", &v.name, &name, id)?;
+                for v in values {
+                    self.check_clash(&mut seen, "value", &v.name, &entity.name, id)?;
                 }
-                Ok(())
+                return Ok(());
             }
+            _ => {}
+        }
+        let kind = entity.kind.clone();
+        match kind {
+            EntityKind::Object(_)
+            | EntityKind::Include { .. }
+            | EntityKind::Builtin { .. }
+            | EntityKind::Enum { .. } => unreachable!("handled above"),
             EntityKind::Array { .. } => {
                 self.check_type_features(id)?;
                 let element = self.unresolved[id.0].element.clone().unwrap();
@@ -946,8 +960,23 @@ impl Builder {
         self.check_type_features(id)?;
 
         let mut seen = Seen::new();
-        let unresolved = self.unresolved[id.0].clone();
-        let mut obj = self.object_members(id).clone();
+        // Read once: a checked object is never checked again.
+        let unresolved = std::mem::take(&mut self.unresolved[id.0]);
+        // Taken out while it is checked. Meanwhile only its name, location
+        // and whether it is a union are read (a base cycle back to it stops
+        // at `started`), so the stand-in keeps the branches.
+        let branches = self.object_members(id).branches.clone();
+        let EntityKind::Object(mut obj) = std::mem::replace(
+            &mut self.entities[id.0].kind,
+            EntityKind::Object(ObjectType {
+                base: None,
+                local_members: Vec::new(),
+                members: Vec::new(),
+                branches,
+            }),
+        ) else {
+            unreachable!("checked object")
+        };
         let mut members = Vec::new();
         if let Some(base_name) = &unresolved.base {
             let base = self.resolve(base_name, id, "'base'")?;
@@ -964,23 +993,27 @@ impl Builder {
             members.extend(self.object_members(base).members.iter().cloned());
         }
         for (i, m) in obj.local_members.iter_mut().enumerate() {
-            let what = self.describe_member("member", &m.name, &m.defined_in, id);
-            m.typ = self.resolve(&unresolved.members[i], id, &what)?;
+            m.typ = self.resolve_with(&unresolved.members[i], id, |this| {
+                this.describe_member("member", &m.name, &m.defined_in, id)
+            })?;
             self.check_features(id, &m.features, &m.name)?;
             self.check_clash(&mut seen, "member", &m.name, &m.defined_in, id)?;
         }
         members.extend(obj.local_members.iter().cloned());
         obj.members = members;
-        self.entities[id.0].kind = EntityKind::Object(obj.clone());
 
         if obj.branches.is_some() {
-            self.check_branches(id, &mut obj, &unresolved, &seen)?;
+            // Branch checks read the union's members.
             self.entities[id.0].kind = EntityKind::Object(obj.clone());
-            let b = obj.branches.as_ref().unwrap();
-            for v in &b.variants {
+            self.check_branches(id, &mut obj, &unresolved, &seen)?;
+            let branch_types: Vec<EntityId> = obj.branches.as_ref().unwrap().variants.iter().map(|v| v.typ).collect();
+            self.entities[id.0].kind = EntityKind::Object(obj);
+            for typ in branch_types {
                 let mut branch_seen = seen.clone();
-                self.object_clash(v.typ, id, &mut branch_seen)?;
+                self.object_clash(typ, id, &mut branch_seen)?;
             }
+        } else {
+            self.entities[id.0].kind = EntityKind::Object(obj);
         }
         self.state[id.0].complete = true;
         Ok(())
@@ -1227,16 +1260,20 @@ impl Builder {
                 }
             }
         }
+        // The module of each file, computed once.
+        let mut file_modules: Vec<Option<usize>> = vec![None; sources.files().count()];
         for i in 0..self.entities.len() {
             let location = match &self.entities[i].kind {
                 EntityKind::Array { element } => self.entities[element.0].location,
                 _ => self.entities[i].location,
             };
-            let name = match location {
-                None => "./builtin".to_string(),
-                Some(l) => module_name(&sources.get(l.file).abs_path),
+            let m = match location {
+                None => 0,
+                Some(l) => *file_modules[l.file.0 as usize].get_or_insert_with(|| {
+                    let name = module_name(&sources.get(l.file).abs_path);
+                    modules.iter().position(|m| m.name == name).unwrap_or(0)
+                }),
             };
-            let m = modules.iter().position(|m| m.name == name).unwrap_or(0);
             modules[m].entities.push(EntityId(i));
             self.entities[i].module = m;
         }
