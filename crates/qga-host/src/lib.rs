@@ -26,12 +26,16 @@
 //! it into [`Error`], which sorts agent errors into command-not-found,
 //! command-disabled and the rest, each keeping class, desc and raw reply.
 
+#[cfg(feature = "tokio")]
+mod async_connection;
 mod connection;
 mod core;
 mod error;
 mod stream;
 mod support;
 
+#[cfg(feature = "tokio")]
+pub use async_connection::{AsyncConnection, AsyncStream, AsyncVsockStream};
 pub use connection::Connection;
 pub use core::{Options, ResponseTimeout};
 pub use error::{AgentError, Error};
