@@ -84,8 +84,12 @@ fn a_reply_over_the_size_limit_is_refused_clearly() {
         if answer_sync(call, s) {
             return;
         }
-        let huge = json!({"version": "x".repeat(10_000), "supported_commands": []});
-        answer(call, s, huge);
+        if call.execute() == "guest-info" {
+            let huge = json!({"version": "x".repeat(10_000), "supported_commands": []});
+            answer(call, s, huge);
+        } else {
+            answer(call, s, json!({}));
+        }
     });
     let options = Options {
         max_reply_size: 1000,
@@ -96,6 +100,8 @@ fn a_reply_over_the_size_limit_is_refused_clearly() {
         Err(CallError::Transport(Error::ReplyTooLarge { limit: 1000 })) => {}
         other => panic!("{other:?}"),
     }
+    // The rest of the big reply is skipped; the channel goes on.
+    client.guest_ping().unwrap();
 }
 
 #[test]
@@ -150,4 +156,155 @@ fn a_per_call_timeout_outlasts_a_slow_command_then_the_default_applies_again() {
         Err(Error::Timeout) => {}
         other => panic!("expected a timeout, got {other:?}"),
     }
+}
+
+#[test]
+fn an_agent_that_closes_mid_reply_gives_a_clear_error_then_the_next_call_reconnects() {
+    let path = fake_agent(|call, s| {
+        if answer_sync(call, s) {
+            return;
+        }
+        if call.connection == 0 && call.execute() == "guest-get-host-name" {
+            // Half a reply, then the agent goes away (a guest reboot).
+            let _ = s.write_all(b"{\"return\": {\"host-name\": \"ha");
+            let _ = s.shutdown(std::net::Shutdown::Both);
+            return;
+        }
+        answer(call, s, json!({"host-name": format!("conn{}", call.connection)}));
+    });
+    let mut client = Client::new(Connection::connect(&Endpoint::Unix(path), Options::default()).unwrap());
+    match client.guest_get_host_name().map_err(Error::from) {
+        Err(Error::Closed) => {}
+        other => panic!("expected Closed, got {other:?}"),
+    }
+    assert_eq!(Error::Closed.to_string(), "the agent closed the connection");
+    assert!(client.transport().is_dirty());
+    // The next call connects again, resyncs and gets a whole reply.
+    assert_eq!(client.guest_get_host_name().unwrap().host_name, "conn1");
+}
+
+#[test]
+fn without_a_way_to_reconnect_a_closed_stream_stays_a_clear_error() {
+    let path = fake_agent(|call, s| {
+        if answer_sync(call, s) {
+            return;
+        }
+        let _ = s.shutdown(std::net::Shutdown::Both);
+    });
+    let stream = UnixStream::connect(&path).unwrap();
+    let mut client = Client::new(Connection::from_stream(stream, Options::default()).unwrap());
+    for _ in 0..2 {
+        match client.guest_ping().map_err(Error::from) {
+            Err(Error::Closed) => {}
+            other => panic!("expected Closed, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_reply_with_a_wrong_id_is_never_delivered() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen = calls.clone();
+    let path = fake_agent(move |call, s| {
+        if answer_sync(call, s) {
+            return;
+        }
+        let id = call.id().as_u64().unwrap();
+        if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+            // Only ever a reply for some other request.
+            reply(s, json!({"return": 111, "id": id + 1}));
+            reply(s, json!({"return": 112}));
+        } else {
+            // A wrong one first, then the right one.
+            reply(s, json!({"return": 221, "id": id.wrapping_sub(1)}));
+            reply(s, json!({"return": 222, "id": id}));
+        }
+    });
+    let options = Options {
+        timeout: ResponseTimeout::Seconds(1),
+        ..Options::default()
+    };
+    let mut client = Client::new(Connection::connect(&Endpoint::Unix(path), options).unwrap());
+    match client.guest_get_time().map_err(Error::from) {
+        Err(Error::Timeout) => {}
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    assert_eq!(client.guest_get_time().unwrap(), 222);
+}
+
+#[test]
+fn commands_without_a_reply_report_errors_in_the_window_and_take_eof_as_success() {
+    let path = fake_agent(|call, s| {
+        if answer_sync(call, s) {
+            return;
+        }
+        match call.execute() {
+            "guest-shutdown" if call.connection == 0 => {
+                // An error, as when the guest cannot run its shutdown.
+                let desc = "child process has failed to shutdown";
+                reply(
+                    s,
+                    json!({"error": {"class": "GenericError", "desc": desc}, "id": call.id()}),
+                );
+            }
+            // The guest goes down: EOF.
+            "guest-shutdown" => {
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
+            _ => answer(call, s, json!({})),
+        }
+    });
+    let options = Options {
+        no_reply_window: Duration::from_millis(300),
+        ..Options::default()
+    };
+    let mut client = Client::new(Connection::connect(&Endpoint::Unix(path), options).unwrap());
+    let args = qga_types::GuestShutdownArgs::default();
+    match client.guest_shutdown(&args).map_err(Error::from) {
+        Err(Error::Agent(e)) => assert_eq!(e.desc, "child process has failed to shutdown"),
+        other => panic!("expected the agent's error, got {other:?}"),
+    }
+    client.guest_ping().unwrap();
+    // Same connection: still connection 0, so another error; force a new
+    // connection to reach the EOF case.
+    client.transport_mut().reconnect().unwrap();
+    let started = std::time::Instant::now();
+    client.guest_shutdown(&args).unwrap();
+    assert!(
+        started.elapsed() < Duration::from_millis(300),
+        "EOF ends the window early"
+    );
+    // The guest came back: the next call reconnects.
+    client.guest_ping().unwrap();
+}
+
+#[test]
+fn an_agent_that_never_answers_shutdown_costs_one_window() {
+    let path = fake_agent(|call, s| {
+        if answer_sync(call, s) {
+            return;
+        }
+        if call.execute() != "guest-shutdown" {
+            answer(call, s, json!({}));
+        }
+    });
+    let options = Options {
+        no_reply_window: Duration::from_millis(200),
+        timeout: ResponseTimeout::Block,
+        ..Options::default()
+    };
+    let mut conn = Connection::connect(&Endpoint::Unix(path), options).unwrap();
+    let started = std::time::Instant::now();
+    assert_eq!(
+        conn.execute("guest-shutdown", Some(json!({"mode": "powerdown"})))
+            .unwrap(),
+        json!(null)
+    );
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(200) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
+    assert!(conn.is_dirty());
+    conn.execute("guest-ping", None).unwrap();
 }
