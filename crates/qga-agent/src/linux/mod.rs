@@ -6,13 +6,22 @@
 //! [`LinuxSystem`] is the real implementation of the [`System`] seam for
 //! commands that change the machine.
 
+mod fs;
+mod hw;
+mod net;
+mod osinfo;
+mod stats;
+mod util;
+
 use std::path::{Path, PathBuf};
 
 use qga_types::runtime::CommandError;
 use qga_types::server::Server;
 use qga_types::{
-    GuestFilesystemTrimResponse, GuestFstrimArgs, GuestMemoryBlock, GuestMemoryBlockResponse, GuestSetTimeArgs,
-    GuestSetUserPasswordArgs, GuestSetVcpusArgs, GuestShutdownArgs,
+    GuestCpuStats, GuestDiskInfo, GuestDiskStatsInfo, GuestFilesystemInfo, GuestFilesystemTrimResponse,
+    GuestFstrimArgs, GuestHostName, GuestLoadAverage, GuestLogicalProcessor, GuestMemoryBlock, GuestMemoryBlockInfo,
+    GuestMemoryBlockResponse, GuestNetworkInterface, GuestNetworkRoute, GuestOsInfo, GuestSetTimeArgs,
+    GuestSetUserPasswordArgs, GuestSetVcpusArgs, GuestShutdownArgs, GuestTimezone, GuestUser,
 };
 
 use crate::system::{SuspendMode, System};
@@ -20,6 +29,7 @@ use crate::system::{SuspendMode, System};
 /// The read-only and stateful commands, served from the live system.
 pub struct Linux {
     statedir: PathBuf,
+    sys: hw::SysDevices,
 }
 
 impl Linux {
@@ -28,6 +38,7 @@ impl Linux {
     pub fn new(statedir: &Path) -> Linux {
         Linux {
             statedir: statedir.to_path_buf(),
+            sys: hw::SysDevices::default(),
         }
     }
 
@@ -36,7 +47,67 @@ impl Linux {
     }
 }
 
-impl Server for Linux {}
+impl Server for Linux {
+    fn guest_get_time(&self) -> Result<i64, CommandError> {
+        osinfo::get_time()
+    }
+
+    fn guest_get_osinfo(&self) -> Result<GuestOsInfo, CommandError> {
+        osinfo::osinfo()
+    }
+
+    fn guest_get_host_name(&self) -> Result<GuestHostName, CommandError> {
+        osinfo::host_name()
+    }
+
+    fn guest_get_timezone(&self) -> Result<GuestTimezone, CommandError> {
+        osinfo::timezone()
+    }
+
+    fn guest_get_users(&self) -> Result<Vec<GuestUser>, CommandError> {
+        osinfo::users()
+    }
+
+    fn guest_get_load(&self) -> Result<GuestLoadAverage, CommandError> {
+        osinfo::load()
+    }
+
+    fn guest_network_get_interfaces(&self) -> Result<Vec<GuestNetworkInterface>, CommandError> {
+        net::interfaces()
+    }
+
+    fn guest_network_get_route(&self) -> Result<Vec<GuestNetworkRoute>, CommandError> {
+        net::routes()
+    }
+
+    fn guest_get_vcpus(&self) -> Result<Vec<GuestLogicalProcessor>, CommandError> {
+        self.sys.vcpus()
+    }
+
+    fn guest_get_memory_blocks(&self) -> Result<Vec<GuestMemoryBlock>, CommandError> {
+        self.sys.memory_blocks()
+    }
+
+    fn guest_get_memory_block_info(&self) -> Result<GuestMemoryBlockInfo, CommandError> {
+        self.sys.memory_block_info()
+    }
+
+    fn guest_get_fsinfo(&self) -> Result<Vec<GuestFilesystemInfo>, CommandError> {
+        fs::fsinfo()
+    }
+
+    fn guest_get_disks(&self) -> Result<Vec<GuestDiskInfo>, CommandError> {
+        fs::disks()
+    }
+
+    fn guest_get_cpustats(&self) -> Result<Vec<GuestCpuStats>, CommandError> {
+        stats::cpustats()
+    }
+
+    fn guest_get_diskstats(&self) -> Result<Vec<GuestDiskStatsInfo>, CommandError> {
+        stats::diskstats()
+    }
+}
 
 /// The real machine. Never used by tests.
 pub struct LinuxSystem;
@@ -60,13 +131,26 @@ impl System for LinuxSystem {
     fn fstrim(&self, _: GuestFstrimArgs) -> Result<GuestFilesystemTrimResponse, CommandError> {
         Err(CommandError::unsupported())
     }
-    fn set_vcpus(&self, _: GuestSetVcpusArgs) -> Result<i64, CommandError> {
-        Err(CommandError::unsupported())
+    fn set_vcpus(&self, args: GuestSetVcpusArgs) -> Result<i64, CommandError> {
+        hw::SysDevices::default().set_vcpus(&args)
     }
     fn set_user_password(&self, _: GuestSetUserPasswordArgs) -> Result<(), CommandError> {
         Err(CommandError::unsupported())
     }
-    fn set_memory_blocks(&self, _: Vec<GuestMemoryBlock>) -> Result<Vec<GuestMemoryBlockResponse>, CommandError> {
-        Err(CommandError::unsupported())
+    fn set_memory_blocks(&self, blocks: Vec<GuestMemoryBlock>) -> Result<Vec<GuestMemoryBlockResponse>, CommandError> {
+        Ok(hw::SysDevices::default().set_memory_blocks(&blocks))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn linux_is_send_and_sync() {
+        assert_send_sync::<Linux>();
+        assert_send_sync::<LinuxSystem>();
     }
 }
