@@ -45,6 +45,9 @@ impl fmt::Display for SectionKind {
     }
 }
 
+/// Lists of descriptions up to this long are searched, not hashed.
+const LINEAR_LOOKUP: usize = 16;
+
 /// One section of a documentation block.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Section {
@@ -77,7 +80,9 @@ pub struct Doc {
     features: Vec<usize>,
     /// Sections other than the body, members and features, in order.
     others: Vec<usize>,
-    /// Member and feature sections by name, so wide blocks stay linear.
+    /// Member and feature sections by name, so wide blocks stay linear;
+    /// built only once a list outgrows [`LINEAR_LOOKUP`], since most
+    /// blocks describe a handful of members and hashing costs more.
     arg_index: HashMap<String, usize>,
     feature_index: HashMap<String, usize>,
 }
@@ -130,11 +135,44 @@ impl Doc {
     }
 
     pub fn arg(&self, name: &str) -> Option<&Section> {
-        self.arg_index.get(name).map(|&i| &self.sections[i])
+        self.find(SectionKind::Member, name).map(|i| &self.sections[i])
     }
 
     pub fn feature(&self, name: &str) -> Option<&Section> {
-        self.feature_index.get(name).map(|&i| &self.sections[i])
+        self.find(SectionKind::Feature, name).map(|i| &self.sections[i])
+    }
+
+    /// Index of the member (or feature) section describing `name`.
+    fn find(&self, kind: SectionKind, name: &str) -> Option<usize> {
+        let (list, index) = if kind == SectionKind::Member {
+            (&self.args, &self.arg_index)
+        } else {
+            (&self.features, &self.feature_index)
+        };
+        if list.len() > LINEAR_LOOKUP {
+            return index.get(name).copied();
+        }
+        list.iter()
+            .copied()
+            .find(|&i| self.sections[i].name.as_deref() == Some(name))
+    }
+
+    /// Records section `index` as the description of its member or feature.
+    fn register(&mut self, kind: SectionKind, index: usize) {
+        let (list, map) = if kind == SectionKind::Member {
+            (&mut self.args, &mut self.arg_index)
+        } else {
+            (&mut self.features, &mut self.feature_index)
+        };
+        list.push(index);
+        if list.len() > LINEAR_LOOKUP {
+            let name_of = |i: usize| self.sections[i].name.clone().expect("descriptions are named");
+            if map.is_empty() {
+                map.extend(list.iter().map(|&i| (name_of(i), i)));
+            } else {
+                map.insert(name_of(index), index);
+            }
+        }
     }
 
     pub fn section(&self, kind: SectionKind) -> Option<&Section> {
@@ -205,13 +243,7 @@ impl Doc {
             return Err(format!("'{name}' parameter name duplicated"));
         }
         let index = self.push(kind, Some(name.to_string()), location);
-        if kind == SectionKind::Member {
-            self.args.push(index);
-            self.arg_index.insert(name.to_string(), index);
-        } else {
-            self.features.push(index);
-            self.feature_index.insert(name.to_string(), index);
-        }
+        self.register(kind, index);
         Ok(())
     }
 
@@ -241,13 +273,8 @@ impl Doc {
     }
 
     fn connect(&mut self, name: &str, kind: SectionKind) -> bool {
-        let index = if kind == SectionKind::Member {
-            &self.arg_index
-        } else {
-            &self.feature_index
-        };
-        match index.get(name) {
-            Some(&i) => {
+        match self.find(kind, name) {
+            Some(i) => {
                 self.sections[i].connected = true;
                 true
             }
@@ -268,8 +295,7 @@ impl Doc {
             stub: true,
         });
         let index = self.sections.len() - 1;
-        self.args.push(index);
-        self.arg_index.insert(name.to_string(), index);
+        self.register(SectionKind::Member, index);
         let mut at = 1;
         while at < self.order.len() && self.sections[self.order[at]].kind == SectionKind::Member {
             at += 1;

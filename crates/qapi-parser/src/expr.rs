@@ -7,6 +7,7 @@ use crate::parser::{Expr, Pragma};
 use crate::source::{Location, Span};
 use crate::syntax::{Member, Value, ValueKind};
 use crate::Options;
+use std::fmt;
 
 /// An `if` condition.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -188,9 +189,34 @@ fn name_stem(name: &str) -> Option<&str> {
 /// QEMU's `c_name(name, protect=False)`: every character other than a
 /// letter, digit or `_` becomes `_`.
 pub fn c_name(name: &str) -> String {
-    name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
-        .collect()
+    name.chars().map(c_name_char).collect()
+}
+
+fn c_name_char(c: char) -> char {
+    if c.is_ascii_alphanumeric() || c == '_' {
+        c
+    } else {
+        '_'
+    }
+}
+
+/// `c_name(name).starts_with(prefix)`, without building the name.
+fn c_name_starts_with(name: &str, prefix: &str) -> bool {
+    let mut chars = name.chars().map(c_name_char);
+    prefix.chars().all(|p| chars.next() == Some(p))
+}
+
+/// How a member is named in messages: "SOURCE member 'KEY'", written
+/// only when a message needs it.
+struct MemberOf<'a> {
+    source: &'a dyn fmt::Display,
+    key: &'a str,
+}
+
+impl fmt::Display for MemberOf<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} member '{}'", self.source, self.key)
+    }
 }
 
 fn truthy(v: &Value) -> bool {
@@ -332,7 +358,7 @@ impl<'a> ExprChecker<'a> {
             .iter()
             .map(|m| if m.key == meta_key { meta } else { m.key.as_str() })
             .collect();
-        self.check_keys(value, &keys, meta, required, optional)?;
+        self.check_keys(value, &keys, &meta, required, optional)?;
 
         let kind = match meta {
             "enum" => self.check_enum(value, &name)?,
@@ -359,7 +385,7 @@ impl<'a> ExprChecker<'a> {
                 DefKind::Event { data, boxed: false }
             }
         };
-        let ifcond = self.check_if(value.get("if"), meta)?;
+        let ifcond = self.check_if(value.get("if"), &meta)?;
         let features = self.check_features(value.get("features"))?;
         let flags = self.check_flags(value)?;
         let kind = match kind {
@@ -410,9 +436,9 @@ impl<'a> ExprChecker<'a> {
         Ok(())
     }
 
-    fn check_name_str<'n>(&self, name: &'n str, source: &str, span: Span) -> Res<&'n str> {
+    fn check_name_str<'n>(&self, name: &'n str, source: &dyn fmt::Display, span: Span) -> Res<&'n str> {
         match name_stem(name) {
-            Some(stem) if !c_name(name).starts_with("q_") => Ok(stem),
+            Some(stem) if !c_name_starts_with(name, "q_") => Ok(stem),
             _ => Err(self.err(format!("{source} has an invalid name"), span)),
         }
     }
@@ -420,7 +446,7 @@ impl<'a> ExprChecker<'a> {
     fn check_name_lower(
         &mut self,
         name: &str,
-        source: &str,
+        source: &dyn fmt::Display,
         permit_upper: bool,
         permit_underscore: bool,
         span: Span,
@@ -444,17 +470,17 @@ impl<'a> ExprChecker<'a> {
     fn check_defn_name(&mut self, name: &str, meta: &str, span: Span) -> Res<()> {
         match meta {
             "event" => {
-                let stem = self.check_name_str(name, meta, span)?;
+                let stem = self.check_name_str(name, &meta, span)?;
                 if stem.bytes().any(|b| b.is_ascii_lowercase() || b == b'-') {
                     return Err(self.err(format!("name of {meta} must not use lowercase or '-'"), span));
                 }
             }
             "command" => {
                 let permit = self.pragma.command_name_exceptions.iter().any(|n| n == name);
-                self.check_name_lower(name, meta, false, permit, span)?;
+                self.check_name_lower(name, &meta, false, permit, span)?;
             }
             _ => {
-                let stem = self.check_name_str(name, meta, span)?;
+                let stem = self.check_name_str(name, &meta, span)?;
                 if !is_camel(stem) {
                     return Err(self.err(format!("name of {meta} must use CamelCase"), span));
                 }
@@ -466,7 +492,14 @@ impl<'a> ExprChecker<'a> {
         Ok(())
     }
 
-    fn check_keys(&self, value: &Value, keys: &[&str], source: &str, required: &[&str], optional: &[&str]) -> Res<()> {
+    fn check_keys(
+        &self,
+        value: &Value,
+        keys: &[&str],
+        source: &dyn fmt::Display,
+        required: &[&str],
+        optional: &[&str],
+    ) -> Res<()> {
         let missing: Vec<&str> = required.iter().copied().filter(|r| !keys.contains(r)).collect();
         if !missing.is_empty() {
             let s = if missing.len() > 1 { "s" } else { "" };
@@ -506,7 +539,7 @@ impl<'a> ExprChecker<'a> {
             .unwrap_or_default()
     }
 
-    fn check_if(&mut self, cond: Option<&Value>, source: &str) -> Res<Option<IfCond>> {
+    fn check_if(&mut self, cond: Option<&Value>, source: &dyn fmt::Display) -> Res<Option<IfCond>> {
         let Some(cond) = cond else { return Ok(None) };
         if let (ValueKind::Array(items), false) = (&cond.kind, self.opts.strict) {
             // Before QEMU 6.2 a list of names meant "all of them".
@@ -522,7 +555,7 @@ impl<'a> ExprChecker<'a> {
         self.check_if_node(cond, source).map(Some)
     }
 
-    fn check_if_node(&mut self, cond: &Value, source: &str) -> Res<IfCond> {
+    fn check_if_node(&mut self, cond: &Value, source: &dyn fmt::Display) -> Res<IfCond> {
         match &cond.kind {
             ValueKind::Str(s) if !self.opts.strict && legacy_c_condition(s).is_some() => {
                 // QEMU 5.2 to 6.1 wrote conditions as C preprocessor text.
@@ -592,7 +625,7 @@ impl<'a> ExprChecker<'a> {
             let source = "'features' member";
             let (name_value, ifcond_value) = match &item.kind {
                 ValueKind::Object(_) => {
-                    self.check_keys(item, &Self::object_keys(item), source, &["name"], &["if"])?;
+                    self.check_keys(item, &Self::object_keys(item), &source, &["name"], &["if"])?;
                     (item.get("name").unwrap(), item.get("if"))
                 }
                 _ => (item, None),
@@ -670,7 +703,7 @@ impl<'a> ExprChecker<'a> {
             let source = "'data' member";
             let (name_value, ifcond_value, features_value) = match &item.kind {
                 ValueKind::Object(_) => {
-                    self.check_keys(item, &Self::object_keys(item), source, &["name"], &["if", "features"])?;
+                    self.check_keys(item, &Self::object_keys(item), &source, &["name"], &["if", "features"])?;
                     (item.get("name").unwrap(), item.get("if"), item.get("features"))
                 }
                 _ => (item, None, None),
@@ -699,21 +732,25 @@ impl<'a> ExprChecker<'a> {
     }
 
     /// Members written inline, as in a struct's `data`.
-    fn check_inline_members(&mut self, value: &Value, source: &str, parent: Option<&str>) -> Res<Vec<MemberDef>> {
+    fn check_inline_members(
+        &mut self,
+        value: &Value,
+        source: &dyn fmt::Display,
+        parent: Option<&str>,
+    ) -> Res<Vec<MemberDef>> {
         let Some(members) = value.as_object() else {
             return Err(self.err(format!("{source} should be an object or type name"), value.span));
         };
         let permissive = parent.is_some_and(|p| self.pragma.member_name_exceptions.iter().any(|n| n == p));
         let mut out = Vec::with_capacity(members.len());
         for m in members {
-            let key_source = format!("{source} member '{}'", m.key);
+            let key_source = MemberOf { source, key: &m.key };
             let (name, optional) = match m.key.strip_prefix('*') {
                 Some(n) => (n, true),
                 None => (m.key.as_str(), false),
             };
             self.check_name_lower(name, &key_source, permissive, permissive, m.key_span)?;
-            let cname = c_name(name);
-            if cname == "u" || cname.starts_with("has_") {
+            if name == "u" || c_name_starts_with(name, "has_") {
                 return Err(self.err(format!("{key_source} uses reserved name"), m.key_span));
             }
             let (type_value, ifcond_value, features_value) = match &m.value.kind {
@@ -744,14 +781,14 @@ impl<'a> ExprChecker<'a> {
         Ok(out)
     }
 
-    fn check_type_name(&self, value: &Value, source: &str) -> Res<String> {
+    fn check_type_name(&self, value: &Value, source: &dyn fmt::Display) -> Res<String> {
         match value.as_str() {
             Some(s) => Ok(s.to_string()),
             None => Err(self.err(format!("{source} should be a type name"), value.span)),
         }
     }
 
-    fn check_type_name_or_array(&self, value: &Value, source: &str) -> Res<TypeExpr> {
+    fn check_type_name_or_array(&self, value: &Value, source: &dyn fmt::Display) -> Res<TypeExpr> {
         match &value.kind {
             ValueKind::Str(s) => Ok(TypeExpr::Named(s.clone())),
             ValueKind::Array(items) => match items.as_slice() {
@@ -768,7 +805,7 @@ impl<'a> ExprChecker<'a> {
         }
     }
 
-    fn check_object_ref(&mut self, value: &Value, source: &str, parent: Option<&str>) -> Res<ObjectRef> {
+    fn check_object_ref(&mut self, value: &Value, source: &dyn fmt::Display, parent: Option<&str>) -> Res<ObjectRef> {
         match value.as_str() {
             Some(s) => Ok(ObjectRef::Named(s.to_string())),
             None => Ok(ObjectRef::Inline(self.check_inline_members(value, source, parent)?)),
@@ -779,11 +816,11 @@ impl<'a> ExprChecker<'a> {
         let data = value.get("data").unwrap();
         let members = match data.as_str() {
             Some(_) => return Err(self.err("'data' should be an object or type name", data.span)),
-            None => self.check_inline_members(data, "'data'", Some(name))?,
+            None => self.check_inline_members(data, &"'data'", Some(name))?,
         };
         let base = value
             .get("base")
-            .map(|b| self.check_type_name(b, "'base'"))
+            .map(|b| self.check_type_name(b, &"'base'"))
             .transpose()?;
         Ok(DefKind::Struct { base, members })
     }
@@ -826,7 +863,7 @@ impl<'a> ExprChecker<'a> {
     }
 
     fn check_union(&mut self, value: &Value, name: &str) -> Res<DefKind> {
-        let base = self.check_object_ref(value.get("base").unwrap(), "'base'", Some(name))?;
+        let base = self.check_object_ref(value.get("base").unwrap(), &"'base'", Some(name))?;
         let discriminator = value.get("discriminator").unwrap();
         let Some(discriminator) = discriminator.as_str() else {
             return Err(self.err("'discriminator' requires a string name", discriminator.span));
@@ -852,12 +889,12 @@ impl<'a> ExprChecker<'a> {
             let Some(args) = args else {
                 return Err(self.err("'boxed': true requires 'data'", value.span));
             };
-            Some(ObjectRef::Named(self.check_type_name(args, "'data'")?))
+            Some(ObjectRef::Named(self.check_type_name(args, &"'data'")?))
         } else {
-            args.map(|a| self.check_object_ref(a, "'data'", None)).transpose()?
+            args.map(|a| self.check_object_ref(a, &"'data'", None)).transpose()?
         };
         let returns = match value.get("returns") {
-            Some(r) if is_command => Some(self.check_type_name_or_array(r, "'returns'")?),
+            Some(r) if is_command => Some(self.check_type_name_or_array(r, &"'returns'")?),
             _ => None,
         };
         Ok((data, returns))

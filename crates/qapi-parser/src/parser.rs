@@ -485,7 +485,7 @@ fn leading_space(line: &str) -> usize {
     line.len() - line.trim_start_matches(|c: char| syntax::is_py_space(c)).len()
 }
 
-impl DocReader<'_, '_, '_> {
+impl<'s> DocReader<'_, '_, 's> {
     fn here(&self) -> Location {
         self.reader.out.sources.line_loc(self.file, self.tok.start)
     }
@@ -521,7 +521,7 @@ impl DocReader<'_, '_, '_> {
     }
 
     /// The current comment line without `# `; `None` at the closing `##`.
-    fn line(&mut self) -> Result<Option<String>, Diagnostic> {
+    fn line(&mut self) -> Result<Option<&'s str>, Diagnostic> {
         let TokenKind::Comment(val) = self.tok.kind else {
             return Err(self.parse_error("documentation comment must end with '##'"));
         };
@@ -533,20 +533,20 @@ impl DocReader<'_, '_, '_> {
         }
         if val == "#" {
             self.literal_line("");
-            return Ok(Some(String::new()));
+            return Ok(Some(""));
         }
         if !val[1..].starts_with(' ') {
             return Err(self.parse_error("missing space after #"));
         }
-        let line = val[2..].trim_end_matches(|c: char| syntax::is_py_space(c)).to_string();
-        let in_literal = self.literal_line(&line);
+        let line = val[2..].trim_end_matches(|c: char| syntax::is_py_space(c));
+        let in_literal = self.literal_line(line);
         if self.reader.opts.strict && !in_literal {
-            self.check_format(&line)?;
+            self.check_format(line)?;
         }
         Ok(Some(line))
     }
 
-    fn next_line(&mut self) -> Result<Option<String>, Diagnostic> {
+    fn next_line(&mut self) -> Result<Option<&'s str>, Diagnostic> {
         self.accept()?;
         self.line()
     }
@@ -602,7 +602,7 @@ impl DocReader<'_, '_, '_> {
         }
         let location = self.here();
         let mut line = self.next_line()?;
-        let doc = match line.as_deref() {
+        let doc = match line {
             Some(l) if l.starts_with('@') => {
                 if !l.ends_with(':') {
                     return Err(self.parse_error("line should end with ':'"));
@@ -620,7 +620,7 @@ impl DocReader<'_, '_, '_> {
                 let mut doc = Doc::new(location, None);
                 doc.ensure_untagged_section(self.here());
                 while let Some(l) = line {
-                    if let Some((name, _)) = match_at_name_colon(&l) {
+                    if let Some((name, _)) = match_at_name_colon(l) {
                         let message = format!("'@{name}:' not allowed in free-form documentation");
                         if self.reader.opts.strict {
                             return Err(self.parse_error(message));
@@ -628,7 +628,7 @@ impl DocReader<'_, '_, '_> {
                         let warning = self.parse_error(message);
                         self.reader.warn_from(warning);
                     }
-                    doc.append_line(&l);
+                    doc.append_line(l);
                     line = self.next_line()?;
                 }
                 doc
@@ -637,10 +637,10 @@ impl DocReader<'_, '_, '_> {
         Ok(doc)
     }
 
-    fn read_definition_doc(&mut self, doc: &mut Doc, mut line: Option<String>) -> Result<(), Diagnostic> {
+    fn read_definition_doc(&mut self, doc: &mut Doc, mut line: Option<&'s str>) -> Result<(), Diagnostic> {
         let mut have_tagged = false;
         loop {
-            while line.as_deref() == Some("") {
+            while line == Some("") {
                 line = self.next_line()?;
             }
             let Some(l) = line.take() else { break };
@@ -649,11 +649,11 @@ impl DocReader<'_, '_, '_> {
                     return Err(self.parse_error("duplicated 'Features:' line"));
                 }
                 line = self.next_line()?;
-                while line.as_deref() == Some("") {
+                while line == Some("") {
                     line = self.next_line()?;
                 }
-                while let Some((name, text_at)) = line.as_deref().and_then(match_at_name_colon) {
-                    let l = line.clone().unwrap();
+                while let Some((name, text_at)) = line.and_then(match_at_name_colon) {
+                    let l = line.unwrap();
                     doc.new_description(self.here(), name, SectionKind::Feature)
                         .map_err(|m| self.sem_here(m))?;
                     if text_at < l.len() {
@@ -665,14 +665,14 @@ impl DocReader<'_, '_, '_> {
                     return Err(self.parse_error("feature descriptions expected"));
                 }
                 have_tagged = true;
-            } else if let Some((name, _)) = match_at_name_colon(&l) {
+            } else if let Some((name, _)) = match_at_name_colon(l) {
                 if have_tagged {
                     let message = format!("description of '@{name}:' follows a section");
                     return Err(self.parse_error(message));
                 }
                 line = Some(l);
-                while let Some((name, text_at)) = line.as_deref().and_then(match_at_name_colon) {
-                    let l = line.clone().unwrap();
+                while let Some((name, text_at)) = line.and_then(match_at_name_colon) {
+                    let l = line.unwrap();
                     doc.new_description(self.here(), name, SectionKind::Member)
                         .map_err(|m| self.sem_here(m))?;
                     if text_at < l.len() {
@@ -681,7 +681,7 @@ impl DocReader<'_, '_, '_> {
                     line = self.read_indented(doc)?;
                 }
                 have_tagged = true;
-            } else if let Some((tag, text_at)) = match_tag(&l) {
+            } else if let Some((tag, text_at)) = match_tag(l) {
                 let kind = match tag {
                     "Returns" => SectionKind::Returns,
                     "Errors" => SectionKind::Errors,
@@ -713,7 +713,7 @@ impl DocReader<'_, '_, '_> {
                 return Err(self.parse_error("unexpected '=' markup in definition documentation"));
             } else {
                 doc.ensure_untagged_section(self.here());
-                doc.append_line(&l);
+                doc.append_line(l);
                 line = self.read_paragraph(doc)?;
             }
         }
@@ -722,41 +722,41 @@ impl DocReader<'_, '_, '_> {
 
     /// The rest of a tagged section or description: blank lines, then
     /// lines indented at least as much as its first line.
-    fn read_indented(&mut self, doc: &mut Doc) -> Result<Option<String>, Diagnostic> {
+    fn read_indented(&mut self, doc: &mut Doc) -> Result<Option<&'s str>, Diagnostic> {
         let mut line = self.next_line()?;
-        while line.as_deref() == Some("") {
+        while line == Some("") {
             doc.append_line("");
             line = self.next_line()?;
         }
         let Some(l) = line else { return Ok(None) };
-        let indent = leading_space(&l);
+        let indent = leading_space(l);
         if indent == 0 {
             return Ok(Some(l));
         }
-        doc.append_line(&l);
+        doc.append_line(l);
         // After the first continuation line, a de-indented line ends the
         // section instead of being an error (QEMU behaves the same).
         let mut past_first = false;
         loop {
             let Some(l) = self.next_line()? else { return Ok(None) };
-            if match_at_name_colon(&l).is_some() {
+            if match_at_name_colon(l).is_some() {
                 return Ok(Some(l));
             }
-            if !l.is_empty() && leading_space(&l) < indent {
+            if !l.is_empty() && leading_space(l) < indent {
                 if past_first {
                     return Ok(Some(l));
                 }
                 return Err(self.parse_error(format!("unexpected de-indent (expected at least {indent} spaces)")));
             }
-            doc.append_line(&l);
+            doc.append_line(l);
             past_first = true;
         }
     }
 
-    fn read_paragraph(&mut self, doc: &mut Doc) -> Result<Option<String>, Diagnostic> {
+    fn read_paragraph(&mut self, doc: &mut Doc) -> Result<Option<&'s str>, Diagnostic> {
         loop {
             let line = self.next_line()?;
-            match line.as_deref() {
+            match line {
                 None | Some("") => return Ok(line),
                 Some(l) => doc.append_line(l),
             }
