@@ -42,8 +42,9 @@ impl ResponseTimeout {
         }
     }
 
-    /// The sync timeout that goes with this response timeout.
-    pub(crate) fn sync_duration(self) -> Duration {
+    /// The sync timeout that goes with this response timeout: 5 s, or
+    /// the response timeout if shorter (as libvirt does).
+    pub fn sync_duration(self) -> Duration {
         match self.duration() {
             Some(t) if !t.is_zero() => t.min(SYNC_TIMEOUT),
             _ => SYNC_TIMEOUT,
