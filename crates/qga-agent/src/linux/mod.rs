@@ -6,6 +6,7 @@
 //! [`LinuxSystem`] is the real implementation of the [`System`] seam for
 //! commands that change the machine.
 
+mod files;
 mod fs;
 mod hw;
 mod net;
@@ -18,10 +19,12 @@ use std::path::{Path, PathBuf};
 use qga_types::runtime::CommandError;
 use qga_types::server::Server;
 use qga_types::{
-    GuestCpuStats, GuestDiskInfo, GuestDiskStatsInfo, GuestFilesystemInfo, GuestFilesystemTrimResponse,
-    GuestFstrimArgs, GuestHostName, GuestLoadAverage, GuestLogicalProcessor, GuestMemoryBlock, GuestMemoryBlockInfo,
-    GuestMemoryBlockResponse, GuestNetworkInterface, GuestNetworkRoute, GuestOsInfo, GuestSetTimeArgs,
-    GuestSetUserPasswordArgs, GuestSetVcpusArgs, GuestShutdownArgs, GuestTimezone, GuestUser,
+    GuestCpuStats, GuestDiskInfo, GuestDiskStatsInfo, GuestFileCloseArgs, GuestFileFlushArgs, GuestFileOpenArgs,
+    GuestFileRead, GuestFileReadArgs, GuestFileSeek, GuestFileSeekArgs, GuestFileWrite, GuestFileWriteArgs,
+    GuestFilesystemInfo, GuestFilesystemTrimResponse, GuestFstrimArgs, GuestHostName, GuestLoadAverage,
+    GuestLogicalProcessor, GuestMemoryBlock, GuestMemoryBlockInfo, GuestMemoryBlockResponse, GuestNetworkInterface,
+    GuestNetworkRoute, GuestOsInfo, GuestSetTimeArgs, GuestSetUserPasswordArgs, GuestSetVcpusArgs, GuestShutdownArgs,
+    GuestTimezone, GuestUser,
 };
 
 use crate::system::{SuspendMode, System};
@@ -30,6 +33,7 @@ use crate::system::{SuspendMode, System};
 pub struct Linux {
     statedir: PathBuf,
     sys: hw::SysDevices,
+    files: files::FileTable,
 }
 
 impl Linux {
@@ -39,6 +43,7 @@ impl Linux {
         Linux {
             statedir: statedir.to_path_buf(),
             sys: hw::SysDevices::default(),
+            files: files::FileTable::new(statedir),
         }
     }
 
@@ -102,6 +107,30 @@ impl Server for Linux {
 
     fn guest_get_cpustats(&self) -> Result<Vec<GuestCpuStats>, CommandError> {
         stats::cpustats()
+    }
+
+    fn guest_file_open(&self, args: GuestFileOpenArgs) -> Result<i64, CommandError> {
+        self.files.open(&args.path, args.mode.as_deref())
+    }
+
+    fn guest_file_close(&self, args: GuestFileCloseArgs) -> Result<(), CommandError> {
+        self.files.close(args.handle)
+    }
+
+    fn guest_file_read(&self, args: GuestFileReadArgs) -> Result<GuestFileRead, CommandError> {
+        self.files.read(&args)
+    }
+
+    fn guest_file_write(&self, args: GuestFileWriteArgs) -> Result<GuestFileWrite, CommandError> {
+        self.files.write(&args)
+    }
+
+    fn guest_file_seek(&self, args: GuestFileSeekArgs) -> Result<GuestFileSeek, CommandError> {
+        self.files.seek(&args)
+    }
+
+    fn guest_file_flush(&self, args: GuestFileFlushArgs) -> Result<(), CommandError> {
+        self.files.flush(args.handle)
     }
 
     fn guest_get_diskstats(&self) -> Result<Vec<GuestDiskStatsInfo>, CommandError> {

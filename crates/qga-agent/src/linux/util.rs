@@ -9,10 +9,18 @@ use qga_types::runtime::CommandError;
 
 /// The C library's text for an I/O error, without Rust's "(os error N)".
 pub fn strerror(err: &io::Error) -> String {
-    match err.raw_os_error() {
-        Some(code) => nix::errno::Errno::from_raw(code).desc().to_string(),
-        None => err.to_string(),
+    let Some(code) = err.raw_os_error() else {
+        return err.to_string();
+    };
+    let mut buf = [0 as libc::c_char; 256];
+    // The XSI strerror_r fills the buffer; the C library's own wording
+    // is what qemu-ga prints.
+    if unsafe { libc::strerror_r(code, buf.as_mut_ptr(), buf.len()) } != 0 {
+        return format!("Unknown error {code}");
     }
+    unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// qemu-ga's `error_setg_errno` form: "CONTEXT: STRERROR".
@@ -46,6 +54,7 @@ mod tests {
     fn linux_strerror_is_the_c_text() {
         let err = io::Error::from_raw_os_error(libc::ENOENT);
         assert_eq!(strerror(&err), "No such file or directory");
+        assert_eq!(strerror(&io::Error::from_raw_os_error(libc::EBADF)), "Bad file descriptor");
         assert_eq!(
             errno_error("open(\"/x\")", &err).desc,
             "open(\"/x\"): No such file or directory"
