@@ -57,6 +57,13 @@ impl Diagnostic {
         }
     }
 
+    /// The same diagnostic as a warning (an error accepted outside
+    /// strict mode).
+    pub fn into_warning(mut self) -> Diagnostic {
+        self.severity = Severity::Warning;
+        self
+    }
+
     pub fn at(mut self, location: Location) -> Diagnostic {
         self.location = Some(location);
         self

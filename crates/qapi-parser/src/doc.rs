@@ -251,10 +251,11 @@ impl Doc {
     pub(crate) fn end(&mut self) -> Result<(), (Location, String)> {
         for &i in &self.order {
             let section = &mut self.sections[i];
-            let trimmed = section.text.trim_matches('\n');
-            if trimmed.len() != section.text.len() {
-                section.text = trimmed.to_string();
-            }
+            // Trimmed in place: no new string per section.
+            let text = &mut section.text;
+            text.truncate(text.trim_end_matches('\n').len());
+            let leading = text.len() - text.trim_start_matches('\n').len();
+            text.drain(..leading);
             if section.kind.text_required() && section.text.is_empty() {
                 return Err((section.location, format!("text required after '{}:'", section.kind)));
             }

@@ -1151,76 +1151,95 @@ impl Builder {
         let Some(d) = self.entities[id.0].doc else {
             return Ok(());
         };
-        self.connect_doc_to(id, d)
+        // The block is taken out so that the entity can be read in place.
+        let mut docs = std::mem::take(&mut self.docs);
+        let mut warnings = Vec::new();
+        let result = self.connect_doc_to(&mut docs[d], id, &mut warnings);
+        self.docs = docs;
+        self.warnings.extend(warnings);
+        result
     }
 
-    fn connect_doc_to(&mut self, id: EntityId, d: usize) -> Res<()> {
-        let e = self.entities[id.0].clone();
+    fn connect_doc_to(&self, doc: &mut Doc, id: EntityId, warnings: &mut Vec<Diagnostic>) -> Res<()> {
+        let e = &self.entities[id.0];
         for f in &e.features {
-            self.connect_feature(d, f, id)?;
+            self.connect_feature(doc, f, id, warnings)?;
         }
         match &e.kind {
             EntityKind::Enum { values, .. } => {
                 for v in values {
-                    self.connect_member(d, "value", &v.name, id)?;
+                    self.connect_member(doc, "value", &v.name, id, warnings)?;
                     for f in &v.features {
-                        self.connect_feature(d, f, id)?;
+                        self.connect_feature(doc, f, id, warnings)?;
                     }
                 }
             }
             EntityKind::Object(obj) => {
                 if let Some(base) = obj.base {
                     if self.entities[base.0].is_implicit() {
-                        self.connect_doc_to(base, d)?;
+                        self.connect_doc_to(doc, base, warnings)?;
                     }
                 }
                 for m in &obj.local_members {
-                    self.connect_member(d, "member", &m.name, id)?;
+                    self.connect_member(doc, "member", &m.name, id, warnings)?;
                     for f in &m.features {
-                        self.connect_feature(d, f, id)?;
+                        self.connect_feature(doc, f, id, warnings)?;
                     }
                 }
             }
             EntityKind::Alternate { variants } => {
                 for v in variants {
-                    self.connect_member(d, "branch", &v.name, id)?;
+                    self.connect_member(doc, "branch", &v.name, id, warnings)?;
                 }
             }
             EntityKind::Command(Command { arg_type: Some(a), .. }) | EntityKind::Event { arg_type: Some(a), .. }
                 if self.entities[a.0].is_implicit() =>
             {
-                self.connect_doc_to(*a, d)?;
+                self.connect_doc_to(doc, *a, warnings)?;
             }
             _ => {}
         }
         Ok(())
     }
 
-    fn connect_member(&mut self, d: usize, role: &str, name: &str, reporter: EntityId) -> Res<()> {
-        if self.docs[d].connect_arg(name) {
+    fn connect_member(
+        &self,
+        doc: &mut Doc,
+        role: &str,
+        name: &str,
+        reporter: EntityId,
+        warnings: &mut Vec<Diagnostic>,
+    ) -> Res<()> {
+        if doc.connect_arg(name) {
             return Ok(());
         }
-        let symbol = self.docs[d].symbol.clone().unwrap_or_default();
-        if !self.pragma.documentation_exceptions.contains(&symbol) {
+        let symbol = doc.symbol.as_deref().unwrap_or_default();
+        if !self.pragma.documentation_exceptions.iter().any(|e| e == symbol) {
             let message = format!("{role} '{name}' lacks documentation");
             if self.strict {
                 return Err(self.entity_err(reporter, message));
             }
-            self.warn(self.entity_err(reporter, message));
+            warnings.push(self.entity_err(reporter, message).into_warning());
         }
-        self.docs[d].add_stub_arg(name);
+        doc.add_stub_arg(name);
         Ok(())
     }
 
-    fn connect_feature(&mut self, d: usize, f: &Feature, reporter: EntityId) -> Res<()> {
-        if self.docs[d].connect_feature(&f.name) {
+    fn connect_feature(
+        &self,
+        doc: &mut Doc,
+        f: &Feature,
+        reporter: EntityId,
+        warnings: &mut Vec<Diagnostic>,
+    ) -> Res<()> {
+        if doc.connect_feature(&f.name) {
             return Ok(());
         }
         let message = format!("feature '{}' lacks documentation", f.name);
         if self.strict {
             return Err(self.entity_err(reporter, message));
         }
-        self.warn(self.entity_err(reporter, message));
+        warnings.push(self.entity_err(reporter, message).into_warning());
         Ok(())
     }
 

@@ -57,8 +57,7 @@ impl SourceFile {
             text.push('\n');
         }
         let mut line_starts = vec![0u32];
-        // `match_indices` of a char searches with memchr.
-        line_starts.extend(text.match_indices('\n').map(|(i, _)| i as u32 + 1));
+        line_starts.extend(memchr::memchr_iter(b'\n', text.as_bytes()).map(|i| i as u32 + 1));
         SourceFile {
             name,
             abs_path,

@@ -702,10 +702,7 @@ impl FastParser<'_> {
 
 /// Offset of the newline ending the line at `pos`, or the end of input.
 fn line_end(bytes: &[u8], pos: usize) -> usize {
-    bytes[pos..]
-        .iter()
-        .position(|&b| b == b'\n')
-        .map_or(bytes.len(), |i| pos + i)
+    memchr::memchr(b'\n', &bytes[pos..]).map_or(bytes.len(), |i| pos + i)
 }
 
 fn has_duplicate_key(members: &[Member]) -> bool {
