@@ -6,6 +6,7 @@
 //! [`LinuxSystem`] is the real implementation of the [`System`] seam for
 //! commands that change the machine.
 
+mod exec;
 mod files;
 mod fs;
 mod hw;
@@ -19,12 +20,12 @@ use std::path::{Path, PathBuf};
 use qga_types::runtime::CommandError;
 use qga_types::server::Server;
 use qga_types::{
-    GuestCpuStats, GuestDiskInfo, GuestDiskStatsInfo, GuestFileCloseArgs, GuestFileFlushArgs, GuestFileOpenArgs,
-    GuestFileRead, GuestFileReadArgs, GuestFileSeek, GuestFileSeekArgs, GuestFileWrite, GuestFileWriteArgs,
-    GuestFilesystemInfo, GuestFilesystemTrimResponse, GuestFstrimArgs, GuestHostName, GuestLoadAverage,
-    GuestLogicalProcessor, GuestMemoryBlock, GuestMemoryBlockInfo, GuestMemoryBlockResponse, GuestNetworkInterface,
-    GuestNetworkRoute, GuestOsInfo, GuestSetTimeArgs, GuestSetUserPasswordArgs, GuestSetVcpusArgs, GuestShutdownArgs,
-    GuestTimezone, GuestUser,
+    GuestCpuStats, GuestDiskInfo, GuestDiskStatsInfo, GuestExec, GuestExecArgs, GuestExecStatus, GuestExecStatusArgs,
+    GuestFileCloseArgs, GuestFileFlushArgs, GuestFileOpenArgs, GuestFileRead, GuestFileReadArgs, GuestFileSeek,
+    GuestFileSeekArgs, GuestFileWrite, GuestFileWriteArgs, GuestFilesystemInfo, GuestFilesystemTrimResponse,
+    GuestFstrimArgs, GuestHostName, GuestLoadAverage, GuestLogicalProcessor, GuestMemoryBlock, GuestMemoryBlockInfo,
+    GuestMemoryBlockResponse, GuestNetworkInterface, GuestNetworkRoute, GuestOsInfo, GuestSetTimeArgs,
+    GuestSetUserPasswordArgs, GuestSetVcpusArgs, GuestShutdownArgs, GuestTimezone, GuestUser,
 };
 
 use crate::system::{SuspendMode, System};
@@ -34,6 +35,7 @@ pub struct Linux {
     statedir: PathBuf,
     sys: hw::SysDevices,
     files: files::FileTable,
+    processes: exec::ProcessTable,
 }
 
 impl Linux {
@@ -44,6 +46,7 @@ impl Linux {
             statedir: statedir.to_path_buf(),
             sys: hw::SysDevices::default(),
             files: files::FileTable::new(statedir),
+            processes: exec::ProcessTable::default(),
         }
     }
 
@@ -131,6 +134,14 @@ impl Server for Linux {
 
     fn guest_file_flush(&self, args: GuestFileFlushArgs) -> Result<(), CommandError> {
         self.files.flush(args.handle)
+    }
+
+    fn guest_exec(&self, args: GuestExecArgs) -> Result<GuestExec, CommandError> {
+        self.processes.exec(&args)
+    }
+
+    fn guest_exec_status(&self, args: GuestExecStatusArgs) -> Result<GuestExecStatus, CommandError> {
+        self.processes.status(args.pid)
     }
 
     fn guest_get_diskstats(&self) -> Result<Vec<GuestDiskStatsInfo>, CommandError> {

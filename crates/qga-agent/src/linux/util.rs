@@ -54,7 +54,10 @@ mod tests {
     fn linux_strerror_is_the_c_text() {
         let err = io::Error::from_raw_os_error(libc::ENOENT);
         assert_eq!(strerror(&err), "No such file or directory");
-        assert_eq!(strerror(&io::Error::from_raw_os_error(libc::EBADF)), "Bad file descriptor");
+        assert_eq!(
+            strerror(&io::Error::from_raw_os_error(libc::EBADF)),
+            "Bad file descriptor"
+        );
         assert_eq!(
             errno_error("open(\"/x\")", &err).desc,
             "open(\"/x\"): No such file or directory"
