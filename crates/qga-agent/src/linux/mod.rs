@@ -12,6 +12,7 @@ mod fs;
 mod hw;
 mod net;
 mod osinfo;
+mod ssh;
 mod stats;
 mod util;
 
@@ -20,15 +21,19 @@ use std::path::{Path, PathBuf};
 use qga_types::runtime::CommandError;
 use qga_types::server::Server;
 use qga_types::{
-    GuestCpuStats, GuestDiskInfo, GuestDiskStatsInfo, GuestExec, GuestExecArgs, GuestExecStatus, GuestExecStatusArgs,
-    GuestFileCloseArgs, GuestFileFlushArgs, GuestFileOpenArgs, GuestFileRead, GuestFileReadArgs, GuestFileSeek,
-    GuestFileSeekArgs, GuestFileWrite, GuestFileWriteArgs, GuestFilesystemInfo, GuestFilesystemTrimResponse,
-    GuestFstrimArgs, GuestHostName, GuestLoadAverage, GuestLogicalProcessor, GuestMemoryBlock, GuestMemoryBlockInfo,
-    GuestMemoryBlockResponse, GuestNetworkInterface, GuestNetworkRoute, GuestOsInfo, GuestSetTimeArgs,
-    GuestSetUserPasswordArgs, GuestSetVcpusArgs, GuestShutdownArgs, GuestTimezone, GuestUser,
+    GuestAuthorizedKeys, GuestCpuStats, GuestDiskInfo, GuestDiskStatsInfo, GuestExec, GuestExecArgs, GuestExecStatus,
+    GuestExecStatusArgs, GuestFileCloseArgs, GuestFileFlushArgs, GuestFileOpenArgs, GuestFileRead, GuestFileReadArgs,
+    GuestFileSeek, GuestFileSeekArgs, GuestFileWrite, GuestFileWriteArgs, GuestFilesystemInfo,
+    GuestFilesystemTrimResponse, GuestFstrimArgs, GuestHostName, GuestLoadAverage, GuestLogicalProcessor,
+    GuestMemoryBlock, GuestMemoryBlockInfo, GuestMemoryBlockResponse, GuestNetworkInterface, GuestNetworkRoute,
+    GuestOsInfo, GuestSetTimeArgs, GuestSetUserPasswordArgs, GuestSetVcpusArgs, GuestShutdownArgs,
+    GuestSshAddAuthorizedKeysArgs, GuestSshGetAuthorizedKeysArgs, GuestSshRemoveAuthorizedKeysArgs, GuestTimezone,
+    GuestUser,
 };
 
 use crate::system::{SuspendMode, System};
+
+pub use ssh::{system_user_lookup, UserEntry, UserLookup};
 
 /// The read-only and stateful commands, served from the live system.
 pub struct Linux {
@@ -36,6 +41,7 @@ pub struct Linux {
     sys: hw::SysDevices,
     files: files::FileTable,
     processes: exec::ProcessTable,
+    ssh: ssh::SshKeys,
 }
 
 impl Linux {
@@ -47,7 +53,15 @@ impl Linux {
             sys: hw::SysDevices::default(),
             files: files::FileTable::new(statedir),
             processes: exec::ProcessTable::default(),
+            ssh: ssh::SshKeys::new(system_user_lookup()),
         }
+    }
+
+    /// Replaces the password-database lookup behind the SSH key commands
+    /// (tests point users at temporary homes).
+    pub fn with_user_lookup(mut self, lookup: UserLookup) -> Linux {
+        self.ssh = ssh::SshKeys::new(lookup);
+        self
     }
 
     pub fn statedir(&self) -> &Path {
@@ -144,6 +158,21 @@ impl Server for Linux {
         self.processes.status(args.pid)
     }
 
+    fn guest_ssh_get_authorized_keys(
+        &self,
+        args: GuestSshGetAuthorizedKeysArgs,
+    ) -> Result<GuestAuthorizedKeys, CommandError> {
+        self.ssh.get(&args.username)
+    }
+
+    fn guest_ssh_add_authorized_keys(&self, args: GuestSshAddAuthorizedKeysArgs) -> Result<(), CommandError> {
+        self.ssh.add(&args.username, &args.keys, args.reset.unwrap_or(false))
+    }
+
+    fn guest_ssh_remove_authorized_keys(&self, args: GuestSshRemoveAuthorizedKeysArgs) -> Result<(), CommandError> {
+        self.ssh.remove(&args.username, &args.keys)
+    }
+
     fn guest_get_diskstats(&self) -> Result<Vec<GuestDiskStatsInfo>, CommandError> {
         stats::diskstats()
     }
@@ -192,5 +221,35 @@ mod tests {
     fn linux_is_send_and_sync() {
         assert_send_sync::<Linux>();
         assert_send_sync::<LinuxSystem>();
+    }
+
+    #[test]
+    fn linux_server_routes_ssh_to_the_injected_lookup() {
+        let state = tempfile::tempdir().unwrap();
+        let home = tempfile::tempdir().unwrap();
+        let home_path = home.path().to_path_buf();
+        let uid = nix::unistd::getuid().as_raw();
+        let gid = nix::unistd::getgid().as_raw();
+        let linux = Linux::new(state.path()).with_user_lookup(std::sync::Arc::new(move |_: &str| {
+            Ok(Some(UserEntry {
+                home: home_path.clone(),
+                uid,
+                gid,
+            }))
+        }));
+        linux
+            .guest_ssh_add_authorized_keys(GuestSshAddAuthorizedKeysArgs {
+                username: "anyone".into(),
+                keys: vec!["ssh-ed25519 AAAA k".into()],
+                reset: None,
+            })
+            .unwrap();
+        let keys = linux
+            .guest_ssh_get_authorized_keys(GuestSshGetAuthorizedKeysArgs {
+                username: "anyone".into(),
+            })
+            .unwrap();
+        assert_eq!(keys.keys, vec!["ssh-ed25519 AAAA k".to_string()]);
+        assert!(home.path().join(".ssh/authorized_keys").exists());
     }
 }

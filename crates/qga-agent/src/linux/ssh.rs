@@ -1,0 +1,308 @@
+//! guest-ssh-*-authorized-keys: a user's ~/.ssh/authorized_keys, written
+//! atomically, owned by the user, mode 0600 in a 0700 ~/.ssh.
+
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use qga_types::runtime::CommandError;
+use qga_types::GuestAuthorizedKeys;
+
+use super::util::strerror;
+
+/// What the agent needs to know about a user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserEntry {
+    pub home: PathBuf,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// Finds a user by name: the password database in the agent, a temporary
+/// home in tests. `Ok(None)` when there is no such user.
+pub type UserLookup = Arc<dyn Fn(&str) -> io::Result<Option<UserEntry>> + Send + Sync>;
+
+/// The system's password database (getpwnam_r).
+pub fn system_user_lookup() -> UserLookup {
+    Arc::new(|name: &str| match nix::unistd::User::from_name(name) {
+        Ok(Some(user)) => Ok(Some(UserEntry {
+            home: user.dir,
+            uid: user.uid.as_raw(),
+            gid: user.gid.as_raw(),
+        })),
+        Ok(None) => Ok(None),
+        Err(e) => Err(io::Error::from(e)),
+    })
+}
+
+pub struct SshKeys {
+    lookup: UserLookup,
+}
+
+struct KeyFile {
+    user: UserEntry,
+    dir: PathBuf,
+    path: PathBuf,
+}
+
+fn check_keys(keys: &[String]) -> Result<(), CommandError> {
+    match keys
+        .iter()
+        .find(|k| k.is_empty() || k.starts_with('#') || k.contains('\n'))
+    {
+        Some(bad) => Err(CommandError::generic(format!("invalid OpenSSH public key: '{bad}'"))),
+        None => Ok(()),
+    }
+}
+
+/// The lines of an authorized_keys file, without the empty remainder
+/// after the final newline.
+fn lines(text: &str) -> Vec<String> {
+    let mut lines: Vec<String> = text.split('\n').map(str::to_string).collect();
+    if lines.last().is_some_and(String::is_empty) {
+        lines.pop();
+    }
+    lines
+}
+
+impl SshKeys {
+    pub fn new(lookup: UserLookup) -> SshKeys {
+        SshKeys { lookup }
+    }
+
+    fn key_file(&self, username: &str) -> Result<KeyFile, CommandError> {
+        let user = match (self.lookup)(username) {
+            Ok(Some(user)) => user,
+            // getpwnam leaves errno 0 for an unknown user; qemu-ga prints it.
+            Ok(None) => {
+                return Err(CommandError::generic(format!(
+                    "failed to lookup user '{username}': {}",
+                    strerror(&io::Error::from_raw_os_error(0))
+                )))
+            }
+            Err(e) => {
+                return Err(CommandError::generic(format!(
+                    "failed to lookup user '{username}': {}",
+                    strerror(&e)
+                )))
+            }
+        };
+        let dir = user.home.join(".ssh");
+        let path = dir.join("authorized_keys");
+        Ok(KeyFile { user, dir, path })
+    }
+
+    fn read(path: &Path) -> Result<Vec<String>, (io::Error, CommandError)> {
+        fs::read_to_string(path).map(|t| lines(&t)).map_err(|e| {
+            let desc = format!(
+                "failed to read '{}': Failed to open file “{}”: {}",
+                path.display(),
+                path.display(),
+                strerror(&e)
+            );
+            (e, CommandError::generic(desc))
+        })
+    }
+
+    pub fn get(&self, username: &str) -> Result<GuestAuthorizedKeys, CommandError> {
+        let file = self.key_file(username)?;
+        let keys = Self::read(&file.path).map_err(|(_, e)| e)?;
+        Ok(GuestAuthorizedKeys {
+            keys: keys
+                .iter()
+                .map(|k| k.trim())
+                .filter(|k| !k.is_empty() && !k.starts_with('#'))
+                .map(str::to_string)
+                .collect(),
+        })
+    }
+
+    pub fn add(&self, username: &str, keys: &[String], reset: bool) -> Result<(), CommandError> {
+        check_keys(keys)?;
+        let file = self.key_file(username)?;
+        let mut lines = if reset {
+            Vec::new()
+        } else {
+            Self::read(&file.path).unwrap_or_default()
+        };
+        if !file.dir.is_dir() {
+            make_ssh_dir(&file)?;
+        }
+        for key in keys {
+            if !lines.contains(key) {
+                lines.push(key.clone());
+            }
+        }
+        write_keys(&file, &lines)
+    }
+
+    pub fn remove(&self, username: &str, keys: &[String]) -> Result<(), CommandError> {
+        check_keys(keys)?;
+        let file = self.key_file(username)?;
+        let lines = match Self::read(&file.path) {
+            Ok(lines) => lines,
+            // Nothing to remove from a file that does not exist.
+            Err((e, _)) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err((_, err)) => return Err(err),
+        };
+        let kept: Vec<String> = lines.into_iter().filter(|l| !keys.contains(l)).collect();
+        write_keys(&file, &kept)
+    }
+}
+
+fn make_ssh_dir(file: &KeyFile) -> Result<(), CommandError> {
+    let dir = &file.dir;
+    let fail = |what: &str, e: io::Error| {
+        CommandError::generic(format!(
+            "failed to {what} of directory '{}': {}",
+            dir.display(),
+            strerror(&e)
+        ))
+    };
+    fs::DirBuilder::new().mode(0o700).create(dir).map_err(|e| {
+        CommandError::generic(format!(
+            "failed to create directory '{}': {}",
+            dir.display(),
+            strerror(&e)
+        ))
+    })?;
+    std::os::unix::fs::chown(dir, Some(file.user.uid), Some(file.user.gid)).map_err(|e| fail("set ownership", e))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|e| fail("set permissions", e))
+}
+
+/// Replaces the file in one rename so sshd never sees half of it.
+fn write_keys(file: &KeyFile, lines: &[String]) -> Result<(), CommandError> {
+    let path = &file.path;
+    let tmp = file.dir.join(".authorized_keys.qga-tmp");
+    let mut text = lines.join("\n");
+    if !text.is_empty() {
+        text.push('\n');
+    }
+    let write = || -> io::Result<()> {
+        let mut out = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        out.write_all(text.as_bytes())?;
+        out.sync_all()
+    };
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Err(e) = write() {
+        let _ = fs::remove_file(&tmp);
+        return Err(CommandError::generic(format!(
+            "failed to write to '{}': {}",
+            path.display(),
+            strerror(&e)
+        )));
+    }
+    let finish = || -> Result<(), CommandError> {
+        std::os::unix::fs::chown(&tmp, Some(file.user.uid), Some(file.user.gid)).map_err(|e| {
+            CommandError::generic(format!(
+                "failed to set ownership of file '{}': {}",
+                path.display(),
+                strerror(&e)
+            ))
+        })?;
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o600)).map_err(|e| {
+            CommandError::generic(format!(
+                "failed to set permissions of '{}': {}",
+                path.display(),
+                strerror(&e)
+            ))
+        })?;
+        fs::rename(&tmp, path)
+            .map_err(|e| CommandError::generic(format!("failed to write to '{}': {}", path.display(), strerror(&e))))
+    };
+    finish().inspect_err(|_| {
+        let _ = fs::remove_file(&tmp);
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    fn temp_users(home: &Path) -> SshKeys {
+        let home = home.to_path_buf();
+        let uid = nix::unistd::getuid().as_raw();
+        let gid = nix::unistd::getgid().as_raw();
+        SshKeys::new(Arc::new(move |name: &str| {
+            Ok((name == "alice").then(|| UserEntry {
+                home: home.clone(),
+                uid,
+                gid,
+            }))
+        }))
+    }
+
+    fn keys(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn linux_ssh_keys_on_a_temp_home() {
+        let home = tempfile::tempdir().unwrap();
+        let ssh = temp_users(home.path());
+        let path = home.path().join(".ssh/authorized_keys");
+        let err = ssh.get("alice").unwrap_err().desc;
+        assert_eq!(
+            err,
+            format!(
+                "failed to read '{0}': Failed to open file “{0}”: No such file or directory",
+                path.display()
+            )
+        );
+        ssh.remove("alice", &keys(&["ssh-ed25519 AAAA a@b"])).unwrap();
+        assert!(!path.exists(), "removing from nothing creates nothing");
+
+        ssh.add("alice", &keys(&["ssh-rsa AAAA1 one", "ssh-ed25519 AAAA2 two"]), false)
+            .unwrap();
+        let dir_mode = fs::metadata(home.path().join(".ssh")).unwrap().mode() & 0o777;
+        let file_meta = fs::metadata(&path).unwrap();
+        assert_eq!((dir_mode, file_meta.mode() & 0o777), (0o700, 0o600));
+        assert_eq!(file_meta.uid(), nix::unistd::getuid().as_raw());
+        // Existing keys are kept once; comments survive edits but are not listed.
+        fs::write(&path, "# managed\nssh-rsa AAAA1 one\n\nssh-ed25519 AAAA2 two\n").unwrap();
+        ssh.add("alice", &keys(&["ssh-rsa AAAA1 one", "ssh-ed25519 AAAA3 three"]), false)
+            .unwrap();
+        assert_eq!(
+            ssh.get("alice").unwrap().keys,
+            keys(&["ssh-rsa AAAA1 one", "ssh-ed25519 AAAA2 two", "ssh-ed25519 AAAA3 three"])
+        );
+        ssh.remove("alice", &keys(&["ssh-ed25519 AAAA2 two", "ssh-rsa NOT-THERE"]))
+            .unwrap();
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            "# managed\nssh-rsa AAAA1 one\n\nssh-ed25519 AAAA3 three\n"
+        );
+        ssh.add("alice", &keys(&["ssh-ed25519 AAAA4 four"]), true).unwrap();
+        assert_eq!(ssh.get("alice").unwrap().keys, keys(&["ssh-ed25519 AAAA4 four"]));
+        assert!(!home.path().join(".ssh/.authorized_keys.qga-tmp").exists());
+    }
+
+    #[test]
+    fn linux_ssh_rejects_bad_keys_and_users() {
+        let home = tempfile::tempdir().unwrap();
+        let ssh = temp_users(home.path());
+        assert_eq!(
+            ssh.add("alice", &keys(&["# comment"]), false).unwrap_err().desc,
+            "invalid OpenSSH public key: '# comment'"
+        );
+        assert!(ssh.add("alice", &keys(&["a\nb"]), false).is_err());
+        assert!(ssh.remove("alice", &keys(&[""])).is_err());
+        assert_eq!(ssh.get("bob").unwrap_err().desc, "failed to lookup user 'bob': Success");
+        assert!(!home.path().join(".ssh").exists(), "nothing written on errors");
+    }
+
+    #[test]
+    fn linux_ssh_system_lookup_finds_root() {
+        let root = system_user_lookup()("root").unwrap().expect("root exists");
+        assert_eq!(root.uid, 0);
+        assert!(system_user_lookup()("no-such-user-for-qga-tests").unwrap().is_none());
+    }
+}
