@@ -22,9 +22,30 @@
 //! }
 //! ```
 //!
-//! Errors: the generated stubs return `CallError<Error>`, and `?` flattens
-//! it into [`Error`], which sorts agent errors into command-not-found,
-//! command-disabled and the rest, each keeping class, desc and raw reply.
+//! Errors: the generated stubs return `CallError<Error>`, and `?` (or
+//! `Error::from`) flattens it into [`Error`], which sorts agent errors
+//! into command-not-found, command-disabled and the rest, each keeping
+//! class, desc and raw reply:
+//!
+//! ```no_run
+//! # use qga_host::{Connection, Error};
+//! # use qga_types::client::Client;
+//! # fn f(agent: &mut Client<Connection>) {
+//! match agent.guest_get_devices().map_err(Error::from) {
+//!     Ok(devices) => println!("{} devices", devices.len()),
+//!     Err(Error::CommandDisabled(e) | Error::CommandNotFound(e)) => eprintln!("not offered: {}", e.desc),
+//!     Err(Error::Timeout) => eprintln!("no answer; the next call resyncs"),
+//!     Err(e) => eprintln!("{e}"),
+//! }
+//! # }
+//! ```
+//!
+//! [`Capabilities`] answers "does this agent offer X" from `guest-info`
+//! for agents of every release. [`AsyncConnection`] (feature `tokio`, on
+//! by default) is the same over tokio and safe to cancel: dropping a
+//! call's future leaves the channel dirty, and the next call resyncs.
+//! Transports: [`Endpoint`] (`unix:PATH`, `tcp:HOST:PORT`,
+//! `vsock:CID:PORT`) or any [`Stream`] / `AsyncStream` you bring.
 
 #[cfg(feature = "tokio")]
 mod async_connection;
