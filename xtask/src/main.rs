@@ -13,11 +13,15 @@
 //!   qga-history [DIR]   check every released guest-agent schema in default
 //!                       and strict mode and print a table (DIR defaults to
 //!                       ../shared/qapi-conformance/qga-history)
+//!   quickstart          build qga-agent and qga, start the agent on a
+//!                       temporary unix socket and query it with qga
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use qapi_parser::{parse_file, Options};
+
+mod quickstart;
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
@@ -280,8 +284,9 @@ fn main() -> ExitCode {
         Some("qga-history") => qga_history(args.next()),
         Some("regen") => regen(args.next().as_deref() == Some("--check")),
         Some("codegen-check") => codegen_check(),
+        Some("quickstart") => quickstart::quickstart(),
         _ => {
-            eprintln!("usage: cargo xtask regen [--check] | codegen-check | qga-history [DIR]");
+            eprintln!("usage: cargo xtask regen [--check] | codegen-check | qga-history [DIR] | quickstart");
             ExitCode::from(2)
         }
     }

@@ -80,21 +80,35 @@ impl Session {
     /// long as its command runs (at most the agent's command timeout).
     pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) {
         let mut frames = std::mem::take(&mut self.frames);
-        for &b in input {
+        let mut rest = input;
+        while let Some((&b, after)) = rest.split_first() {
             if self.recovering {
                 if !ends_recovery(b) {
+                    rest = after;
                     continue;
                 }
                 self.recovering = false;
             }
-            if self.reader.is_idle() && !can_start_token(b) && !matches!(b, b' ' | b'\t' | b'\r' | b'\n' | DELIMITER) {
-                // Answered at once, as qemu-ga does, rather than when
-                // some later byte ends the token.
+            let taken = if !self.reader.is_idle() {
+                // Inside a message, hand the reader everything up to the
+                // next byte that could end it: the reader is then idle at
+                // most after the last byte given, where the check below
+                // resumes.
+                rest.iter()
+                    .position(|&b| may_end_message(b))
+                    .map_or(rest.len(), |i| i + 1)
+            } else if can_start_token(b) || matches!(b, b' ' | b'\t' | b'\r' | b'\n' | DELIMITER) {
+                1
+            } else {
+                // Answered at once, as qemu-ga does, rather than when some
+                // later byte ends the token.
                 parse_error(out, format!("stray '{}'", shown(b)));
                 self.recovering = true;
+                rest = after;
                 continue;
-            }
-            self.reader.push(&[b], &mut frames);
+            };
+            self.reader.push(&rest[..taken], &mut frames);
+            rest = &rest[taken..];
             for frame in frames.drain(..) {
                 match frame {
                     Frame::Message(bytes) => self.message(&bytes, out),
@@ -184,6 +198,14 @@ fn parse_error(out: &mut Vec<u8>, what: String) {
 /// Bytes QEMU's JSON lexer accepts at the start of a token.
 fn can_start_token(b: u8) -> bool {
     matches!(b, b'{' | b'}' | b'[' | b']' | b':' | b',' | b'"' | b'\'' | b'-' | b'0'..=b'9' | b'a'..=b'z')
+}
+
+/// Bytes after which the message reader may be between messages.
+fn may_end_message(b: u8) -> bool {
+    matches!(
+        b,
+        b'}' | b']' | b'{' | b'[' | b':' | b',' | b'"' | b' ' | b'\t' | b'\r' | b'\n' | DELIMITER
+    )
 }
 
 /// After a stray byte, qemu-ga skips input up to a byte where it can
