@@ -192,7 +192,7 @@ pub fn c_name(name: &str) -> String {
     name.chars().map(c_name_char).collect()
 }
 
-fn c_name_char(c: char) -> char {
+pub(crate) fn c_name_char(c: char) -> char {
     if c.is_ascii_alphanumeric() || c == '_' {
         c
     } else {

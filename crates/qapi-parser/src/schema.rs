@@ -7,7 +7,8 @@ use std::path::Path;
 use crate::diag::{DefnContext, Diagnostic};
 use crate::doc::{Doc, SectionKind};
 use crate::expr::{
-    c_name, BranchDef, Checked, CommandFlags, DefKind, Definition, FeatureDef, IfCond, MemberDef, ObjectRef, TypeExpr,
+    c_name, c_name_char, BranchDef, Checked, CommandFlags, DefKind, Definition, FeatureDef, IfCond, MemberDef,
+    ObjectRef, TypeExpr,
 };
 use crate::parser::Pragma;
 use crate::source::{lexical_abs_path, relative_name, Location, SourceMap, Span};
@@ -296,7 +297,54 @@ type Res<T> = Result<T, Diagnostic>;
 
 /// Names seen so far in a clash check, by C name: role, name, and the
 /// type that defines it.
-type Seen = HashMap<String, (&'static str, String, String)>;
+/// Small sets are searched, large ones hashed: most objects have a few
+/// members, and hashing each C name costs more than comparing.
+#[derive(Clone, Default)]
+struct Seen {
+    entries: Vec<SeenName>,
+    /// Built once `entries` outgrows [`LINEAR_LOOKUP`].
+    by_c_name: HashMap<String, usize>,
+}
+
+#[derive(Clone)]
+struct SeenName {
+    role: &'static str,
+    name: String,
+    defined_in: String,
+}
+
+const LINEAR_LOOKUP: usize = 16;
+
+impl Seen {
+    fn new() -> Seen {
+        Seen::default()
+    }
+
+    /// The name seen with the same C name as `name`.
+    fn get(&self, name: &str) -> Option<&SeenName> {
+        if self.entries.len() <= LINEAR_LOOKUP {
+            let same = |e: &&SeenName| e.name.chars().map(c_name_char).eq(name.chars().map(c_name_char));
+            return self.entries.iter().find(same);
+        }
+        self.by_c_name.get(&c_name(name)).map(|&i| &self.entries[i])
+    }
+
+    fn insert(&mut self, role: &'static str, name: &str, defined_in: &str) {
+        self.entries.push(SeenName {
+            role,
+            name: name.to_string(),
+            defined_in: defined_in.to_string(),
+        });
+        if self.entries.len() > LINEAR_LOOKUP {
+            if self.by_c_name.is_empty() {
+                self.by_c_name
+                    .extend(self.entries.iter().enumerate().map(|(i, e)| (c_name(&e.name), i)));
+            } else {
+                self.by_c_name.insert(c_name(name), self.entries.len() - 1);
+            }
+        }
+    }
+}
 
 const UNRESOLVED: EntityId = EntityId(usize::MAX);
 
@@ -766,18 +814,17 @@ impl Builder {
         defined_in: &str,
         reporter: EntityId,
     ) -> Res<()> {
-        let cname = c_name(name);
-        if let Some((r, n, d)) = seen.get(&cname) {
+        if let Some(other) = seen.get(name) {
             return Err(self.entity_err(
                 reporter,
                 format!(
                     "{} collides with {}",
                     self.describe_member(role, name, defined_in, reporter),
-                    self.describe_member(r, n, d, reporter)
+                    self.describe_member(other.role, &other.name, &other.defined_in, reporter)
                 ),
             ));
         }
-        seen.insert(cname, (role, name.to_string(), defined_in.to_string()));
+        seen.insert(role, name, defined_in);
         Ok(())
     }
 
@@ -1021,9 +1068,9 @@ impl Builder {
 
     fn check_branches(&mut self, id: EntityId, obj: &mut ObjectType, unresolved: &Unresolved, seen: &Seen) -> Res<()> {
         let tag = unresolved.tag.clone().unwrap();
-        let found = seen.get(&c_name(&tag));
+        let found = seen.get(&tag);
         let tag_member = match found {
-            Some((_, n, _)) if *n == tag => obj.members.iter().find(|m| m.name == tag).cloned(),
+            Some(seen) if seen.name == tag => obj.members.iter().find(|m| m.name == tag).cloned(),
             _ => None,
         };
         let Some(tag_member) = tag_member else {
