@@ -79,9 +79,26 @@ fn failures_are_one_line_with_their_own_exit_status() {
         match call.execute() {
             "guest-get-time" => {} // hangs
             "guest-ping" => answer(call, s, json!({})),
+            "guest-get-osinfo" => common::reply(
+                s,
+                json!({"error": {"class": "GenericError", "desc": "two\nlines\u{1b}[2J"}, "id": call.id()}),
+            ),
             _ => not_found(call, s),
         }
     });
+    // A hostile guest cannot break the line or send escape sequences.
+    let out = qga(&path, &["call", "guest-get-osinfo"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        one_line(&out),
+        "qga: guest-get-osinfo: agent error GenericError: two?lines?[2J"
+    );
+    let out = qga(&path, &["--timeout", "nowait", "ping"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(one_line(&out).starts_with("qga: --timeout nowait does not wait for answers"));
+    let out = qga(&path, &["--timeout", "nowait", "call", "guest-ping"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stdout.is_empty() && out.stderr.is_empty());
     let out = qga(&path, &["--timeout", "1", "time", "get"]);
     assert_eq!(out.status.code(), Some(3));
     assert_eq!(

@@ -214,9 +214,7 @@ impl Failure {
     /// Says what happened during `what` (a command name or a step).
     fn from_error(what: &str, e: Error, timeout: ResponseTimeout) -> Failure {
         let code = match &e {
-            Error::CommandNotFound(_) | Error::CommandDisabled(_) | Error::Agent(_) | Error::Decode { .. } => {
-                AGENT_ERROR
-            }
+            Error::CommandNotFound(_) | Error::CommandDisabled(_) | Error::Agent(_) => AGENT_ERROR,
             Error::Timeout => TIMEOUT,
             Error::Encode(_) => USAGE,
             _ => CONNECTION,
@@ -263,11 +261,16 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(f) => {
             // One line, whatever the agent put in its message.
-            let line = f.message.replace(['\n', '\r'], " ");
-            let _ = writeln!(io::stderr(), "qga: {line}");
+            let _ = writeln!(io::stderr(), "qga: {}", clean(&f.message));
             ExitCode::from(f.code)
         }
     }
+}
+
+/// Text from the guest (untrusted) made safe for a terminal: control
+/// characters, newlines and escape sequences included, become `?`.
+fn clean(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
 }
 
 fn endpoint(cli: &Cli) -> Result<Endpoint, Failure> {
@@ -317,6 +320,13 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
     if let Cmd::Completions { shell } = &cli.command {
         clap_complete::generate(*shell, &mut Cli::command(), "qga", &mut io::stdout());
         return Ok(ExitCode::SUCCESS);
+    }
+    let fire_and_forget = matches!(cli.command, Cmd::Call { .. } | Cmd::Shutdown { .. } | Cmd::Reboot(_));
+    if cli.timeout == Some(ResponseTimeout::NoWait) && !fire_and_forget {
+        return Err(Failure::new(
+            USAGE,
+            "--timeout nowait does not wait for answers, so it only works with `call`, `shutdown` and `reboot`",
+        ));
     }
     let mut s = connect(&cli)?;
     match cli.command {
@@ -400,6 +410,7 @@ fn print_table(header: &[&str], rows: &[Vec<String>]) {
     for row in rows {
         line(row.iter().map(String::as_str).collect());
     }
+    // Cells come from the guest: callers clean them with `clean`.
 }
 
 fn yes_no(b: bool) -> String {
@@ -417,7 +428,7 @@ fn info(s: &mut Session, json: Json) -> Result<(), Failure> {
         return print_json(&raw);
     }
     let caps = Capabilities::from_guest_info(&raw).ctx(s, "guest-info")?;
-    out!("version: {}", caps.version);
+    out!("version: {}", clean(&caps.version));
     let Some(mut commands) = caps.commands else {
         out!("(this agent does not list its commands)");
         return Ok(());
@@ -425,7 +436,7 @@ fn info(s: &mut Session, json: Json) -> Result<(), Failure> {
     commands.sort_by(|a, b| a.name.cmp(&b.name));
     let rows: Vec<Vec<String>> = commands
         .iter()
-        .map(|c| vec![c.name.clone(), yes_no(c.enabled), yes_no(c.success_response)])
+        .map(|c| vec![clean(&c.name), yes_no(c.enabled), yes_no(c.success_response)])
         .collect();
     print_table(&["COMMAND", "ENABLED", "REPLIES"], &rows);
     Ok(())
@@ -495,7 +506,7 @@ fn fsfreeze(s: &mut Session, action: FsfreezeCmd) -> Result<(), Failure> {
             if json.json {
                 return print_json(&status);
             }
-            out!("{}", status.as_str());
+            out!("{}", clean(status.as_str()));
         }
         FsfreezeCmd::Freeze { mountpoints, json } => {
             let count = if mountpoints.is_empty() {
@@ -539,11 +550,11 @@ fn net(s: &mut Session, json: Json) -> Result<(), Failure> {
                 .ip_addresses
                 .iter()
                 .flatten()
-                .map(|a| format!("{}/{}", a.ip_address, a.prefix))
+                .map(|a| format!("{}/{}", clean(&a.ip_address), a.prefix))
                 .collect();
             vec![
-                i.name.clone(),
-                i.hardware_address.clone().unwrap_or_else(|| "-".into()),
+                clean(&i.name),
+                i.hardware_address.as_deref().map(clean).unwrap_or_else(|| "-".into()),
                 if addrs.is_empty() { "-".into() } else { addrs.join(" ") },
             ]
         })
