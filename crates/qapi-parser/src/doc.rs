@@ -89,18 +89,23 @@ pub struct Doc {
 
 impl Doc {
     pub(crate) fn new(location: Location, symbol: Option<String>) -> Doc {
+        // Room for a typical block, so that pushing sections rarely regrows.
+        let mut sections = Vec::with_capacity(8);
+        sections.push(Section {
+            kind: SectionKind::Plain,
+            name: None,
+            text: String::new(),
+            location,
+            connected: false,
+            stub: false,
+        });
+        let mut order = Vec::with_capacity(8);
+        order.push(0);
         Doc {
             location,
             symbol,
-            sections: vec![Section {
-                kind: SectionKind::Plain,
-                name: None,
-                text: String::new(),
-                location,
-                connected: false,
-                stub: false,
-            }],
-            order: vec![0],
+            sections,
+            order,
             args: Vec::new(),
             features: Vec::new(),
             others: Vec::new(),

@@ -777,8 +777,9 @@ fn is_unbreakable(line: &str) -> bool {
 /// sentence ends.
 fn single_space_sentence_break(line: &str) -> Option<usize> {
     let b = line.as_bytes();
-    for i in 1..b.len().saturating_sub(2) {
-        if !matches!(b[i], b'.' | b'!' | b'?') || b[i + 1] != b' ' {
+    let candidates = memchr::memchr3_iter(b'.', b'!', b'?', b);
+    for i in candidates.filter(|&i| i >= 1 && i + 2 < b.len()) {
+        if b[i + 1] != b' ' {
             continue;
         }
         let next = b[i + 2];
