@@ -8,8 +8,10 @@
 
 mod exec;
 mod files;
+mod freeze;
 mod fs;
 mod hw;
+mod machine;
 mod net;
 mod osinfo;
 mod ssh;
@@ -178,34 +180,48 @@ impl Server for Linux {
     }
 }
 
-/// The real machine. Never used by tests.
+/// The real machine. Never used by tests: its choices are unit-tested
+/// in `freeze` and `machine`, over fakes and pure functions.
 pub struct LinuxSystem;
 
 impl System for LinuxSystem {
-    fn shutdown(&self, _: GuestShutdownArgs) -> Result<(), CommandError> {
-        Err(CommandError::unsupported())
+    fn shutdown(&self, args: GuestShutdownArgs) -> Result<(), CommandError> {
+        machine::shutdown(args.mode.as_deref())
     }
-    fn suspend(&self, _: SuspendMode) -> Result<(), CommandError> {
-        Err(CommandError::unsupported())
+
+    fn suspend(&self, mode: SuspendMode) -> Result<(), CommandError> {
+        machine::suspend(mode)
     }
-    fn set_time(&self, _: GuestSetTimeArgs) -> Result<(), CommandError> {
-        Err(CommandError::unsupported())
+
+    fn set_time(&self, args: GuestSetTimeArgs) -> Result<(), CommandError> {
+        machine::set_time(args.time)
     }
-    fn fsfreeze_freeze(&self, _: Option<Vec<String>>) -> Result<i64, CommandError> {
-        Err(CommandError::unsupported())
+
+    fn fsfreeze_freeze(&self, mountpoints: Option<Vec<String>>) -> Result<i64, CommandError> {
+        let mounts = fs::block_mounts()?;
+        let order = freeze::freeze_order(&mounts, mountpoints.as_deref());
+        freeze::freeze_all(&freeze::Ioctls, &order)
     }
+
     fn fsfreeze_thaw(&self) -> Result<i64, CommandError> {
-        Err(CommandError::unsupported())
+        let mounts = fs::block_mounts()?;
+        Ok(freeze::thaw_all(&freeze::Ioctls, &freeze::unique_dirs(&mounts)))
     }
-    fn fstrim(&self, _: GuestFstrimArgs) -> Result<GuestFilesystemTrimResponse, CommandError> {
-        Err(CommandError::unsupported())
+
+    fn fstrim(&self, args: GuestFstrimArgs) -> Result<GuestFilesystemTrimResponse, CommandError> {
+        let mounts = fs::block_mounts()?;
+        let dirs: Vec<String> = mounts.into_iter().map(|m| m.dir).collect();
+        Ok(freeze::trim_all(&freeze::Ioctls, &dirs, args.minimum))
     }
+
     fn set_vcpus(&self, args: GuestSetVcpusArgs) -> Result<i64, CommandError> {
         hw::SysDevices::default().set_vcpus(&args)
     }
-    fn set_user_password(&self, _: GuestSetUserPasswordArgs) -> Result<(), CommandError> {
-        Err(CommandError::unsupported())
+
+    fn set_user_password(&self, args: GuestSetUserPasswordArgs) -> Result<(), CommandError> {
+        machine::set_user_password(&args.username, &args.password, args.crypted)
     }
+
     fn set_memory_blocks(&self, blocks: Vec<GuestMemoryBlock>) -> Result<Vec<GuestMemoryBlockResponse>, CommandError> {
         Ok(hw::SysDevices::default().set_memory_blocks(&blocks))
     }
