@@ -15,7 +15,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::Instant;
 
 use crate::connection::io_error;
-use crate::core::Core;
+use crate::core::{Core, SyncProgress};
 use crate::stream::{Endpoint, VsockStream};
 use crate::support::Capabilities;
 use crate::{Error, Options, ResponseTimeout};
@@ -226,20 +226,22 @@ impl AsyncConnection {
     /// 0xFF, `guest-sync-delimited` with a fresh random id, then drop
     /// everything up to the agent's 0xFF and every reply until the one
     /// carrying that id. Waits 5 s, or the response timeout if shorter.
+    /// Agents without `guest-sync-delimited` (0.15, 1.0) get `guest-sync`.
     pub async fn resync(&mut self) -> Result<(), Error> {
         let timeout = self.next_timeout.unwrap_or(self.options.timeout).sync_duration();
         let deadline = Some(Instant::now() + timeout);
         let result = async {
-            let (id, bytes) = self.core.begin_sync();
+            let (mut id, bytes) = self.core.begin_sync();
             self.write(&bytes).await?;
             loop {
-                match self.next_reply(deadline).await {
-                    Ok(reply) if Core::is_sync_reply(&reply, id) => {
-                        self.core.dirty = false;
-                        return Ok(());
+                match self.core.sync_progress(id) {
+                    SyncProgress::Done => return Ok(()),
+                    SyncProgress::Fallback => {
+                        let (fresh, bytes) = self.core.begin_sync();
+                        id = fresh;
+                        self.write(&bytes).await?;
                     }
-                    Ok(_) | Err(Error::Protocol(_)) | Err(Error::ReplyTooLarge { .. }) => {}
-                    Err(e) => return Err(e),
+                    SyncProgress::Pending => self.fill(deadline).await?,
                 }
             }
         }
@@ -262,23 +264,29 @@ impl AsyncConnection {
         stream.flush().await.map_err(io_error)
     }
 
-    async fn next_reply(&mut self, deadline: Option<Instant>) -> Result<Reply, Error> {
+    /// Reads once, waiting until `deadline` (`None`: forever).
+    async fn fill(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
         let mut buf = [0u8; 4096];
+        let stream = self.stream.as_mut().ok_or(Error::Closed)?;
+        let read = stream.read(&mut buf);
+        let n = match deadline {
+            Some(d) => tokio::time::timeout_at(d, read).await.map_err(|_| Error::Timeout)?,
+            None => read.await,
+        }
+        .map_err(io_error)?;
+        if n == 0 {
+            return Err(Error::Closed);
+        }
+        self.core.feed(&buf[..n]);
+        Ok(())
+    }
+
+    async fn next_reply(&mut self, deadline: Option<Instant>) -> Result<Reply, Error> {
         loop {
             if let Some(reply) = self.core.next_reply() {
                 return reply;
             }
-            let stream = self.stream.as_mut().ok_or(Error::Closed)?;
-            let read = stream.read(&mut buf);
-            let n = match deadline {
-                Some(d) => tokio::time::timeout_at(d, read).await.map_err(|_| Error::Timeout)?,
-                None => read.await,
-            }
-            .map_err(io_error)?;
-            if n == 0 {
-                return Err(Error::Closed);
-            }
-            self.core.feed(&buf[..n]);
+            self.fill(deadline).await?;
         }
     }
 

@@ -7,7 +7,7 @@ use qga_types::runtime::client::{call, send};
 use qga_types::runtime::serde_json::Value;
 use qga_types::runtime::{CommandInfo, NoReplyCommand, Reply, ReplyCommand, Transport};
 
-use crate::core::Core;
+use crate::core::{Core, SyncProgress};
 use crate::stream::{Endpoint, Stream};
 use crate::{Error, Options, ResponseTimeout};
 
@@ -121,6 +121,7 @@ impl Connection {
     /// Sends 0xFF and `guest-sync-delimited` with a fresh random id, drops
     /// everything up to the agent's 0xFF, then drops replies until the one
     /// carrying that id. Waits 5 s, or the response timeout if shorter.
+    /// Agents without `guest-sync-delimited` (0.15, 1.0) get `guest-sync`.
     pub fn resync(&mut self) -> Result<(), Error> {
         let timeout = self.next_timeout.unwrap_or(self.options.timeout);
         let result = self.resync_within(timeout.sync_duration());
@@ -129,17 +130,17 @@ impl Connection {
 
     fn resync_within(&mut self, timeout: Duration) -> Result<(), Error> {
         let deadline = Some(Instant::now() + timeout);
-        let (id, bytes) = self.core.begin_sync();
+        let (mut id, bytes) = self.core.begin_sync();
         self.write(&bytes)?;
         loop {
-            match self.next_reply(deadline) {
-                Ok(reply) if Core::is_sync_reply(&reply, id) => {
-                    self.core.dirty = false;
-                    return Ok(());
+            match self.core.sync_progress(id) {
+                SyncProgress::Done => return Ok(()),
+                SyncProgress::Fallback => {
+                    let (fresh, bytes) = self.core.begin_sync();
+                    id = fresh;
+                    self.write(&bytes)?;
                 }
-                // Stale replies, garbage and oversized leftovers.
-                Ok(_) | Err(Error::Protocol(_)) | Err(Error::ReplyTooLarge { .. }) => {}
-                Err(e) => return Err(e),
+                SyncProgress::Pending => self.fill(deadline)?,
             }
         }
     }

@@ -95,6 +95,18 @@ fn random_u64() -> u64 {
     RandomState::new().build_hasher().finish()
 }
 
+/// Where a resync stands.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum SyncProgress {
+    /// Read more.
+    Pending,
+    /// The agent echoed the id: in sync.
+    Done,
+    /// The agent has no `guest-sync-delimited`: start again (with
+    /// [`Core::begin_sync`], which now sends `guest-sync`).
+    Fallback,
+}
+
 #[derive(Debug)]
 pub(crate) struct Core {
     reader: MessageReader,
@@ -106,6 +118,11 @@ pub(crate) struct Core {
     pub(crate) dirty: bool,
     /// In a resync, before the agent's 0xFF: everything read is stale.
     awaiting_delimiter: bool,
+    /// False once the agent said it has no `guest-sync-delimited` (0.15
+    /// and 1.0): resyncs then use `guest-sync`.
+    delimited_sync: bool,
+    /// Set when that answer arrives in the middle of a resync.
+    fallback_needed: bool,
     next_id: u64,
     max_reply_size: usize,
 }
@@ -117,22 +134,31 @@ impl Core {
             pending: VecDeque::new(),
             dirty: true,
             awaiting_delimiter: false,
+            delimited_sync: true,
+            fallback_needed: false,
             next_id: random_u64() >> 1,
             max_reply_size,
         }
     }
 
     /// Starts a resync: forgets all input and returns the sync id and the
-    /// bytes to send (0xFF, then `guest-sync-delimited`).
+    /// bytes to send (0xFF, then `guest-sync-delimited`, or `guest-sync`
+    /// for agents without it).
     pub(crate) fn begin_sync(&mut self) -> (u64, Vec<u8>) {
         self.dirty = true;
-        self.awaiting_delimiter = true;
+        self.awaiting_delimiter = self.delimited_sync;
+        self.fallback_needed = false;
         self.reader.reset();
         self.pending.clear();
         self.pending.shrink_to(4);
         // Non-negative, so it fits the schema's `int`.
         let id = random_u64() >> 1;
-        let request = json!({"execute": "guest-sync-delimited", "arguments": {"id": id}});
+        let command = if self.delimited_sync {
+            "guest-sync-delimited"
+        } else {
+            "guest-sync"
+        };
+        let request = json!({"execute": command, "arguments": {"id": id}});
         let mut bytes = vec![DELIMITER];
         bytes.extend(serde_json::to_vec(&request).expect("requests encode"));
         bytes.push(b'\n');
@@ -140,8 +166,36 @@ impl Core {
     }
 
     /// Whether `reply` completes the sync started with `id`.
-    pub(crate) fn is_sync_reply(reply: &Reply, id: u64) -> bool {
+    fn is_sync_reply(reply: &Reply, id: u64) -> bool {
         reply.result.as_ref().ok().and_then(Value::as_u64) == Some(id)
+    }
+
+    /// Consumes what was read during the resync with `id`.
+    pub(crate) fn sync_progress(&mut self, id: u64) -> SyncProgress {
+        if std::mem::take(&mut self.fallback_needed) {
+            return SyncProgress::Fallback;
+        }
+        // Stale replies, garbage and oversized leftovers are all dropped.
+        while let Some(reply) = self.next_reply() {
+            if reply.is_ok_and(|r| Core::is_sync_reply(&r, id)) {
+                self.dirty = false;
+                return SyncProgress::Done;
+            }
+        }
+        SyncProgress::Pending
+    }
+
+    /// The agent's answer to `guest-sync-delimited` when it does not have
+    /// it (qemu-ga 0.15 and 1.0).
+    fn lacks_delimited_sync(message: &[u8]) -> bool {
+        let Ok(value) = serde_json::from_slice::<Value>(message) else {
+            return false;
+        };
+        let error = &value["error"];
+        error["class"] == "CommandNotFound"
+            && error["desc"]
+                .as_str()
+                .is_some_and(|d| d.contains("guest-sync-delimited"))
     }
 
     /// Encodes a request with a fresh id and marks the channel dirty until
@@ -166,7 +220,14 @@ impl Core {
         self.reader.push(data, &mut frames);
         for frame in frames {
             if self.awaiting_delimiter {
-                self.awaiting_delimiter = frame != Frame::Delimiter;
+                if let Frame::Message(m) = &frame {
+                    if Core::lacks_delimited_sync(m) {
+                        self.delimited_sync = false;
+                        self.fallback_needed = true;
+                        self.awaiting_delimiter = false;
+                    }
+                }
+                self.awaiting_delimiter &= frame != Frame::Delimiter;
             } else {
                 self.pending.push_back(frame);
             }
@@ -226,7 +287,24 @@ mod tests {
         let mut tail = vec![DELIMITER];
         tail.extend(format!("{{\"return\": {id}}}").as_bytes());
         core.feed(&tail);
-        let reply = core.next_reply().unwrap().unwrap();
-        assert!(Core::is_sync_reply(&reply, id));
+        assert_eq!(core.sync_progress(id), SyncProgress::Done);
+        assert!(!core.dirty);
+    }
+
+    #[test]
+    fn agents_without_the_delimited_sync_get_guest_sync() {
+        let mut core = Core::new(1024);
+        let (_, bytes) = core.begin_sync();
+        assert!(String::from_utf8_lossy(&bytes).contains("guest-sync-delimited"));
+        core.feed(b"{\"return\": 3, \"id\": 1}\n");
+        core.feed(br#"{"error": {"class": "CommandNotFound", "desc": "The command guest-sync-delimited has not been found"}}"#);
+        let (id, bytes) = match core.sync_progress(0) {
+            SyncProgress::Fallback => core.begin_sync(),
+            other => panic!("{other:?}"),
+        };
+        assert!(String::from_utf8_lossy(&bytes).contains("\"guest-sync\""));
+        // No 0xFF comes now: replies are matched by the echoed id alone.
+        core.feed(format!("{{\"return\": 7, \"id\": 1}} {{\"return\": {id}}}").as_bytes());
+        assert_eq!(core.sync_progress(id), SyncProgress::Done);
     }
 }

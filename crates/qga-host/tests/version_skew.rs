@@ -156,3 +156,35 @@ fn a_future_agent_with_unknown_members_and_values_decodes() {
         other => panic!("expected CommandDisabled, got {other:?}"),
     }
 }
+
+/// Like qemu-ga 0.15 and 1.0: no `guest-sync-delimited` (so no 0xFF in
+/// replies), a `guest-info` without a command list.
+#[test]
+fn an_agent_without_the_delimited_sync_is_synced_with_guest_sync() {
+    let path = fake_agent(|call, s| match call.execute() {
+        "guest-sync" => {
+            // Stale output from an earlier client first.
+            reply(s, json!({"return": 1, "id": "old"}));
+            answer(call, s, call.request["arguments"]["id"].clone());
+        }
+        "guest-info" => answer(call, s, json!({"version": "0.15.0"})),
+        "guest-ping" => answer(call, s, json!({})),
+        "guest-get-time" => {} // hangs
+        _ => not_found(call, s),
+    });
+    let options = Options {
+        timeout: qga_host::ResponseTimeout::Seconds(1),
+        ..Options::default()
+    };
+    let mut agent = Client::new(Connection::connect(&Endpoint::Unix(path), options).unwrap());
+    agent.guest_ping().unwrap();
+    let caps = agent.transport_mut().capabilities().unwrap();
+    assert_eq!(caps.version, "0.15.0");
+    assert_eq!(caps.support("guest-ping"), Support::Unknown);
+    match agent.guest_get_time().map_err(Error::from) {
+        Err(Error::Timeout) => {}
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    // The resync after the timeout uses guest-sync again.
+    agent.guest_ping().unwrap();
+}
