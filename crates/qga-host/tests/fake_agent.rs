@@ -308,3 +308,55 @@ fn an_agent_that_never_answers_shutdown_costs_one_window() {
     assert!(conn.is_dirty());
     conn.execute("guest-ping", None).unwrap();
 }
+
+/// A minimal agent over TCP: answers syncs and pings.
+fn tcp_agent() -> String {
+    use std::io::{BufRead, BufReader};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = Vec::new();
+                while reader.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
+                    line.retain(|&b| b != 0xFF);
+                    if let Ok(req) = serde_json::from_slice::<serde_json::Value>(&line) {
+                        let out = if req["execute"] == "guest-sync-delimited" {
+                            let mut out = vec![0xFF];
+                            out.extend(format!("{{\"return\": {}}}\n", req["arguments"]["id"]).as_bytes());
+                            out
+                        } else {
+                            format!("{{\"return\": {{}}, \"id\": {}}}\n", req["id"]).into_bytes()
+                        };
+                        let _ = stream.write_all(&out);
+                    }
+                    line.clear();
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn tcp_endpoints_work_blocking_and_async() {
+    let addr = tcp_agent();
+    let endpoint: Endpoint = format!("tcp:{addr}").parse().unwrap();
+    let mut client = Client::new(Connection::connect(&endpoint, Options::default()).unwrap());
+    client.guest_ping().unwrap();
+    #[cfg(feature = "tokio")]
+    {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let conn = qga_host::AsyncConnection::connect(&endpoint, Options::default())
+                .await
+                .unwrap();
+            qga_types::client::AsyncClient::new(conn).guest_ping().await.unwrap();
+        });
+    }
+}
