@@ -205,9 +205,9 @@ impl Doc {
     pub(crate) fn append_line(&mut self, line: &str) {
         let last = *self.order.last().expect("a block has a body");
         let text = &mut self.sections[last].text;
-        if text.capacity() == 0 {
-            // Sections run to a few lines; skip the first regrowths.
-            text.reserve(128);
+        if text.capacity() - text.len() <= line.len() {
+            // Sections run to a few lines; skip the small regrowths.
+            text.reserve((line.len() + 1).max(text.len()).max(128));
         }
         text.push_str(line);
         text.push('\n');

@@ -726,7 +726,8 @@ pub fn doc_block_lines_fast(src: &str, start: usize) -> Option<Vec<(usize, usize
         return None;
     }
     let mut end = line_end(bytes, start);
-    let mut lines = vec![(start, end)];
+    let mut lines = Vec::with_capacity(16);
+    lines.push((start, end));
     loop {
         let mut pos = end;
         // `doc_space`: any Python whitespace, newlines included.
