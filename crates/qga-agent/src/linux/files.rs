@@ -78,9 +78,6 @@ struct Handle {
     mode: Mode,
     /// Where the next read or write starts; kept for reopening.
     position: u64,
-    /// fread's sticky end-of-file flag: set by a short read, cleared by
-    /// a seek or a write.
-    eof: bool,
     file: Option<File>,
 }
 
@@ -196,7 +193,6 @@ impl FileTable {
                 mode_text: mode_text.to_string(),
                 mode: parsed,
                 position: 0,
-                eof: false,
                 file: Some(file),
             },
         );
@@ -252,13 +248,12 @@ impl FileTable {
             }
         };
         read.map_err(|e| CommandError::generic(format!("failed to read file: {}", strerror(&e))))?;
-        if (buf.len() as i64) < count {
-            h.eof = true;
-        }
+        // End of file means the read came up short, as qemu-ga reports
+        // it: a zero-byte read never says eof.
         let reply = GuestFileRead {
             count: buf.len() as i64,
             buf_b64: base64::engine::general_purpose::STANDARD.encode(&buf),
-            eof: h.eof,
+            eof: (buf.len() as i64) < count,
         };
         self.after_io(&mut table, args.handle);
         Ok(reply)
@@ -278,7 +273,6 @@ impl FileTable {
         let file = h.file()?;
         file.write_all(&data[..count as usize])
             .map_err(|e| CommandError::generic(format!("failed to write to file: {}", strerror(&e))))?;
-        h.eof = false;
         let reply = GuestFileWrite { count, eof: false };
         self.after_io(&mut table, args.handle);
         Ok(reply)
@@ -310,7 +304,6 @@ impl FileTable {
             .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))
             .and_then(|t| file.seek(t))
             .map_err(|e| CommandError::generic(format!("failed to seek file: {}", strerror(&e))))?;
-        h.eof = false;
         let reply = GuestFileSeek {
             position: position as i64,
             eof: false,
@@ -363,7 +356,6 @@ fn table_from_json(v: &Value) -> Table {
                 mode_text: mode_text.to_string(),
                 mode,
                 position,
-                eof: false,
                 file: None,
             },
         );
@@ -415,8 +407,10 @@ mod tests {
         assert_eq!((r.count, r.eof), (0, false));
         let r = read(&t, h, None).unwrap();
         assert_eq!((r.count, r.eof), (2, true));
-        // The end-of-file flag stays until a seek, like fread's.
-        assert!(read(&t, h, Some(0)).unwrap().eof);
+        let r = read(&t, h, None).unwrap();
+        assert_eq!((r.count, r.eof), (0, true));
+        // qemu-ga 7.2 answers eof false to a zero-byte read, even at the end.
+        assert!(!read(&t, h, Some(0)).unwrap().eof);
         assert_eq!(
             seek(&t, h, -2, GuestFileWhence::Value(2)).unwrap(),
             GuestFileSeek {
