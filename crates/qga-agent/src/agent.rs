@@ -270,7 +270,10 @@ impl Server for Agent {
     fn guest_shutdown(&self, args: GuestShutdownArgs) -> Result<(), CommandError> {
         if let Some(mode) = args.mode.as_deref() {
             if !matches!(mode, "halt" | "powerdown" | "reboot") {
-                return Err(CommandError::generic("Parameter 'mode' expects halt|powerdown|reboot"));
+                // qemu-ga's text, unbalanced parenthesis included.
+                return Err(CommandError::generic(
+                    "mode is invalid (valid values are: halt|powerdown|reboot",
+                ));
             }
         }
         info!(

@@ -97,7 +97,8 @@ pub struct Cli {
     /// Print the effective configuration in config file format and exit
     #[arg(short = 'D', long)]
     pub dump_conf: bool,
-    /// Config file [default: /etc/qemu/qemu-ga.conf if it exists]
+    /// Config file [default: $QGA_CONF, else /etc/qemu/qemu-ga.conf if it
+    /// exists]
     #[arg(short = 'c', long)]
     pub config: Option<PathBuf>,
     /// Seconds a command may run before its client gets an error [default: 30]
@@ -192,9 +193,11 @@ impl Config {
     /// joined.
     pub fn resolve(cli: &Cli) -> Result<Config, String> {
         let mut config = Config::default();
-        let file = match &cli.config {
-            Some(path) => Some(path.clone()),
-            None => Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|p| p.exists()),
+        // As qemu-ga: QGA_CONF names the file when -c does not.
+        let file = match (&cli.config, std::env::var_os("QGA_CONF")) {
+            (Some(path), _) => Some(path.clone()),
+            (None, Some(path)) => Some(PathBuf::from(path)),
+            (None, None) => Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|p| p.exists()),
         };
         if let Some(file) = file {
             let text = std::fs::read_to_string(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;

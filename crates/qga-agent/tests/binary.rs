@@ -264,3 +264,56 @@ fn block_rpcs_help_lists_the_commands() {
     assert_eq!(names.len(), qga_types::COMMANDS.len());
     assert!(names.contains(&"guest-sync-delimited".to_string()));
 }
+
+#[test]
+fn isa_serial_on_a_pseudo_terminal_in_raw_mode() {
+    use std::fs::File;
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let slave_path = nix::unistd::ttyname(&pty.slave).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut agent = Command::new(AGENT)
+        .args(["-m", "isa-serial", "-p"])
+        .arg(&slave_path)
+        .arg("-t")
+        .arg(dir.path())
+        .arg("-l")
+        .arg(dir.path().join("log"))
+        .spawn()
+        .unwrap();
+    let mut master = File::from(pty.master);
+    // Input sent before the agent set raw mode would be cooked; wait for
+    // its log line first.
+    let started = Instant::now();
+    while !std::fs::read_to_string(dir.path().join("log"))
+        .unwrap_or_default()
+        .contains("serving on isa-serial")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the agent did not open {}",
+            slave_path.display()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    master
+        .write_all(br#"{"execute":"guest-sync","arguments":{"id":77}}"#)
+        .unwrap();
+    let mut reply = Vec::new();
+    let mut byte = [0u8];
+    while !reply.ends_with(b"\n") {
+        master.read_exact(&mut byte).unwrap();
+        reply.push(byte[0]);
+    }
+    let _ = agent.kill();
+    let _ = agent.wait();
+    // Raw mode: no echo of the request, no "\r\n" for "\n".
+    assert_eq!(reply, b"{\"return\":77}\n");
+}
+
+#[test]
+fn the_example_config_in_contrib_parses_cleanly() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../contrib/qemu-ga.conf.example");
+    let out = run(&["-c", example, "-D"], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("method=virtio-serial\n"));
+}

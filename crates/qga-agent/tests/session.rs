@@ -474,7 +474,7 @@ fn machine_changing_commands_go_through_the_system() {
     assert_eq!(h.replies(br#"{"execute":"guest-shutdown"}"#), Vec::<Value>::new());
     assert_eq!(
         h.execute_args("guest-shutdown", json!({"mode": "explode"})),
-        generic("Parameter 'mode' expects halt|powerdown|reboot")
+        generic("mode is invalid (valid values are: halt|powerdown|reboot")
     );
     for command in ["guest-suspend-disk", "guest-suspend-ram", "guest-suspend-hybrid"] {
         assert_eq!(
