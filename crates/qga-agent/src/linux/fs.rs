@@ -468,6 +468,111 @@ garbage line
         assert!(!is_partition_name("vda", "queue"));
     }
 
+    /// A fake sysfs tree: `controller` with a driver link and the given
+    /// host directories, and the device path below it.
+    fn fake_device(root: &Path, controller: &str, driver: &str, hosts: &[&str], below: &str) -> String {
+        let base = root.join("devices/pci0000:00").join(controller);
+        fs::create_dir_all(&base).unwrap();
+        for host in hosts {
+            fs::create_dir_all(base.join(host)).unwrap();
+        }
+        std::os::unix::fs::symlink(format!("../../../bus/pci/drivers/{driver}"), base.join("driver")).unwrap();
+        format!("{}/{below}", base.display())
+    }
+
+    fn address_of(syspath: &str) -> Option<GuestDiskAddress> {
+        let mut disk = GuestDiskAddress {
+            pci_controller: GuestPciAddress {
+                domain: -1,
+                bus: -1,
+                slot: -1,
+                function: -1,
+            },
+            bus_type: GuestDiskBusType::Unknown,
+            bus: 0,
+            target: 0,
+            unit: 0,
+            serial: None,
+            dev: None,
+            ccw_address: None,
+        };
+        pci_disk_address(syspath, &mut disk).map(|()| disk)
+    }
+
+    #[test]
+    fn linux_disk_addresses_from_fake_sysfs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        let sata = fake_device(
+            root,
+            "0000:00:1f.2",
+            "ahci",
+            &["ata1", "ata3", "ata2"],
+            "ata2/host1/target1:0:0/1:0:0:0/block/sda",
+        );
+        let d = address_of(&sata).unwrap();
+        assert_eq!((d.bus_type, d.unit), (GuestDiskBusType::Sata, 1));
+        assert_eq!(
+            (
+                d.pci_controller.domain,
+                d.pci_controller.bus,
+                d.pci_controller.slot,
+                d.pci_controller.function
+            ),
+            (0, 0, 0x1f, 2)
+        );
+
+        let ide = fake_device(
+            root,
+            "0000:00:01.1",
+            "ata_piix",
+            &["ata1", "ata2"],
+            "ata2/host1/target1:0:1/1:0:1:0/block/sdb",
+        );
+        let d = address_of(&ide).unwrap();
+        assert_eq!((d.bus_type, d.bus, d.unit), (GuestDiskBusType::Ide, 1, 1));
+
+        let vscsi = fake_device(
+            root,
+            "0000:00:05.0",
+            "virtio-pci",
+            &[],
+            "virtio2/host2/target2:0:3/2:0:3:4/block/sdc",
+        );
+        let d = address_of(&vscsi).unwrap();
+        assert_eq!(
+            (d.bus_type, d.unit, d.pci_controller.slot),
+            (GuestDiskBusType::Scsi, 4, 5)
+        );
+
+        let vblk = fake_device(root, "0000:00:06.0", "virtio-pci", &[], "virtio3/block/vdb");
+        assert_eq!(address_of(&vblk).unwrap().bus_type, GuestDiskBusType::Virtio);
+
+        // Behind a bridge: the address is the storage controller's.
+        let bridge = fake_device(root, "0000:00:1c.0", "pcieport", &[], "0000:01:00.0/nvme/nvme0/nvme0n1");
+        fs::create_dir_all(root.join("devices/pci0000:00/0000:00:1c.0/0000:01:00.0")).unwrap();
+        std::os::unix::fs::symlink(
+            "../../../../bus/pci/drivers/nvme",
+            root.join("devices/pci0000:00/0000:00:1c.0/0000:01:00.0/driver"),
+        )
+        .unwrap();
+        let d = address_of(&bridge).unwrap();
+        assert_eq!(
+            (d.bus_type, d.pci_controller.bus, d.pci_controller.slot),
+            (GuestDiskBusType::Nvme, 1, 0)
+        );
+
+        let usb = fake_device(
+            root,
+            "0000:00:14.0",
+            "xhci_hcd",
+            &[],
+            "usb1/1-1/host4/target4:0:0/4:0:0:0/block/sdd",
+        );
+        assert!(address_of(&usb).is_none(), "unknown controllers give no address");
+        assert!(address_of("/sys/devices/platform/foo/block/mmcblk0").is_none());
+    }
+
     #[test]
     fn linux_fsinfo_lists_block_mounts() {
         let mounts = block_mounts().unwrap();

@@ -2,8 +2,10 @@
 //! timezone, users and load.
 
 use std::collections::HashMap;
-use std::ffi::CStr;
+use std::ffi::{CStr, CString};
 use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -134,11 +136,25 @@ pub fn timezone() -> Result<GuestTimezone, CommandError> {
 /// The utmp API keeps one cursor per process.
 static UTMP_LOCK: Mutex<()> = Mutex::new(());
 
+/// The C library's default login-records file.
+const UTMP_PATH: &str = "/var/run/utmp";
+
 /// Users with a login session, each once, with the earliest login time.
 pub fn users() -> Result<Vec<GuestUser>, CommandError> {
+    users_from(Path::new(UTMP_PATH))
+}
+
+fn users_from(utmp: &Path) -> Result<Vec<GuestUser>, CommandError> {
     let _guard = UTMP_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let path = CString::new(utmp.as_os_str().as_bytes())
+        .map_err(|_| CommandError::generic(format!("invalid utmp path '{}'", utmp.display())))?;
     let mut users: Vec<GuestUser> = Vec::new();
-    unsafe { libc::setutxent() };
+    // The file name stays the process's choice until changed again; every
+    // caller sets it under the lock.
+    unsafe {
+        libc::utmpxname(path.as_ptr());
+        libc::setutxent();
+    }
     loop {
         let entry = unsafe { libc::getutxent() };
         let Some(entry) = (unsafe { entry.as_ref() }) else {
@@ -239,6 +255,48 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), users.len());
         assert!(users.iter().all(|u| u.login_time >= 0.0 && u.domain.is_none()));
+    }
+
+    /// Writes login records the way the C library stores them.
+    fn write_utmp(path: &Path, records: &[(libc::c_short, &str, i64, i64)]) {
+        let mut bytes = Vec::new();
+        for &(kind, user, sec, usec) in records {
+            let mut entry: libc::utmpx = unsafe { std::mem::zeroed() };
+            entry.ut_type = kind;
+            for (dst, src) in entry.ut_user.iter_mut().zip(user.bytes()) {
+                *dst = src as libc::c_char;
+            }
+            entry.ut_tv.tv_sec = sec as _;
+            entry.ut_tv.tv_usec = usec as _;
+            let raw = unsafe {
+                std::slice::from_raw_parts(
+                    (&entry as *const libc::utmpx).cast::<u8>(),
+                    std::mem::size_of::<libc::utmpx>(),
+                )
+            };
+            bytes.extend_from_slice(raw);
+        }
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    #[test]
+    fn linux_users_from_login_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let utmp = dir.path().join("utmp");
+        write_utmp(
+            &utmp,
+            &[
+                (libc::BOOT_TIME, "reboot", 100, 0),
+                (libc::USER_PROCESS, "alice", 2000, 500_000),
+                (libc::USER_PROCESS, "bob", 1500, 0),
+                (libc::USER_PROCESS, "alice", 1000, 250_000),
+                (libc::DEAD_PROCESS, "carol", 50, 0),
+            ],
+        );
+        let users = users_from(&utmp).unwrap();
+        let summary: Vec<_> = users.iter().map(|u| (u.user.as_str(), u.login_time)).collect();
+        assert_eq!(summary, vec![("alice", 1000.25), ("bob", 1500.0)]);
+        assert!(users_from(&dir.path().join("missing")).unwrap().is_empty());
     }
 
     #[test]
