@@ -232,14 +232,14 @@ impl AsyncConnection {
         let deadline = Some(Instant::now() + timeout);
         let result = async {
             let (mut id, bytes) = self.core.begin_sync();
-            self.write(&bytes).await?;
+            self.write(&bytes, deadline).await?;
             loop {
                 match self.core.sync_progress(id) {
                     SyncProgress::Done => return Ok(()),
                     SyncProgress::Fallback => {
                         let (fresh, bytes) = self.core.begin_sync();
                         id = fresh;
-                        self.write(&bytes).await?;
+                        self.write(&bytes, deadline).await?;
                     }
                     SyncProgress::Pending => self.fill(deadline).await?,
                 }
@@ -258,10 +258,18 @@ impl AsyncConnection {
         result
     }
 
-    async fn write(&mut self, bytes: &[u8]) -> Result<(), Error> {
+    /// Writes everything, until `deadline` (`None`: no limit).
+    async fn write(&mut self, bytes: &[u8], deadline: Option<Instant>) -> Result<(), Error> {
         let stream = self.stream.as_mut().ok_or(Error::Closed)?;
-        stream.write_all(bytes).await.map_err(io_error)?;
-        stream.flush().await.map_err(io_error)
+        let write = async {
+            stream.write_all(bytes).await?;
+            stream.flush().await
+        };
+        match deadline {
+            Some(d) => tokio::time::timeout_at(d, write).await.map_err(|_| Error::Timeout)?,
+            None => write.await,
+        }
+        .map_err(io_error)
     }
 
     /// Reads once, waiting until `deadline` (`None`: forever).
@@ -290,7 +298,13 @@ impl AsyncConnection {
         }
     }
 
-    async fn send_request(&mut self, name: &str, arguments: Option<Value>) -> Result<(u64, ResponseTimeout), Error> {
+    /// Returns the request's id, the call's timeout and when the request
+    /// started to go out.
+    async fn send_request(
+        &mut self,
+        name: &str,
+        arguments: Option<Value>,
+    ) -> Result<(u64, ResponseTimeout, Instant), Error> {
         let timeout = self.next_timeout.unwrap_or(self.options.timeout);
         let result = async {
             if self.stream.is_none() {
@@ -300,21 +314,22 @@ impl AsyncConnection {
             }
             // Marks the channel dirty before the first byte goes out.
             let (id, bytes) = self.core.request(name, arguments);
-            let written = self.write(&bytes).await;
+            let sent = Instant::now();
+            let written = self.write(&bytes, timeout.write_duration().map(|t| sent + t)).await;
             self.note(written)?;
-            Ok(id)
+            Ok((id, sent))
         }
         .await;
         self.next_timeout = None;
-        result.map(|id| (id, timeout))
+        result.map(|(id, sent)| (id, timeout, sent))
     }
 
     /// Sends a command by wire name and waits for its reply.
     pub async fn call_raw(&mut self, name: &str, arguments: Option<Value>) -> Result<Reply, Error> {
-        let (id, timeout) = self.send_request(name, arguments).await?;
+        let (id, timeout, sent) = self.send_request(name, arguments).await?;
         let deadline = match timeout.duration() {
             Some(t) if t.is_zero() => return Err(Error::NotAwaited),
-            Some(t) => Some(Instant::now() + t),
+            Some(t) => Some(sent + t),
             None => None,
         };
         let result = async {
@@ -333,7 +348,7 @@ impl AsyncConnection {
     /// Sends a command that does not reply on success and watches for an
     /// error reply during `no_reply_window`; silence and EOF are success.
     pub async fn send_raw(&mut self, name: &str, arguments: Option<Value>) -> Result<Option<Reply>, Error> {
-        let (id, _) = self.send_request(name, arguments).await?;
+        let (id, _, _) = self.send_request(name, arguments).await?;
         let deadline = Some(Instant::now() + self.options.no_reply_window);
         loop {
             match self.next_reply(deadline).await {

@@ -131,14 +131,14 @@ impl Connection {
     fn resync_within(&mut self, timeout: Duration) -> Result<(), Error> {
         let deadline = Some(Instant::now() + timeout);
         let (mut id, bytes) = self.core.begin_sync();
-        self.write(&bytes)?;
+        self.write(&bytes, deadline)?;
         loop {
             match self.core.sync_progress(id) {
                 SyncProgress::Done => return Ok(()),
                 SyncProgress::Fallback => {
                     let (fresh, bytes) = self.core.begin_sync();
                     id = fresh;
-                    self.write(&bytes)?;
+                    self.write(&bytes, deadline)?;
                 }
                 SyncProgress::Pending => self.fill(deadline)?,
             }
@@ -155,9 +155,26 @@ impl Connection {
         result
     }
 
-    fn write(&mut self, bytes: &[u8]) -> Result<(), Error> {
+    /// Writes everything by `deadline` (`None`: no limit).
+    fn write(&mut self, bytes: &[u8], deadline: Option<Instant>) -> Result<(), Error> {
         let stream = self.stream.as_mut().ok_or(Error::Closed)?;
-        stream.write_all(bytes).map_err(io_error)?;
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            if let Some(d) = deadline {
+                let left = d.checked_duration_since(Instant::now()).ok_or(Error::Timeout)?;
+                stream
+                    .set_write_timeout(Some(left.max(Duration::from_millis(1))))
+                    .map_err(Error::Io)?;
+            } else {
+                stream.set_write_timeout(None).map_err(Error::Io)?;
+            }
+            match stream.write(rest) {
+                Ok(0) => return Err(Error::Closed),
+                Ok(n) => rest = &rest[n..],
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(io_error(e)),
+            }
+        }
         stream.flush().map_err(io_error)
     }
 
@@ -195,32 +212,39 @@ impl Connection {
     }
 
     /// Reconnects if the stream broke, resyncs if the channel is dirty,
-    /// then sends the request. Returns its id and the call's timeout.
-    fn send_request(&mut self, name: &str, arguments: Option<Value>) -> Result<(u64, ResponseTimeout), Error> {
+    /// then sends the request. Returns its id, the call's timeout and
+    /// when the request started to go out.
+    fn send_request(&mut self, name: &str, arguments: Option<Value>) -> Result<(u64, ResponseTimeout, Instant), Error> {
         let timeout = self.next_timeout.unwrap_or(self.options.timeout);
-        let result = self.prepare_and_send(name, arguments);
+        let result = self.prepare_and_send(name, arguments, timeout);
         self.next_timeout = None;
-        result.map(|id| (id, timeout))
+        result.map(|(id, sent)| (id, timeout, sent))
     }
 
-    fn prepare_and_send(&mut self, name: &str, arguments: Option<Value>) -> Result<u64, Error> {
+    fn prepare_and_send(
+        &mut self,
+        name: &str,
+        arguments: Option<Value>,
+        timeout: ResponseTimeout,
+    ) -> Result<(u64, Instant), Error> {
         if self.stream.is_none() {
             self.reconnect()?;
         } else if self.core.dirty {
             self.resync()?;
         }
         let (id, bytes) = self.core.request(name, arguments);
-        let result = self.write(&bytes);
+        let sent = Instant::now();
+        let result = self.write(&bytes, timeout.write_duration().map(|t| sent + t));
         self.note(result)?;
-        Ok(id)
+        Ok((id, sent))
     }
 
     /// Sends a command by wire name and waits for its reply.
     pub fn call_raw(&mut self, name: &str, arguments: Option<Value>) -> Result<Reply, Error> {
-        let (id, timeout) = self.send_request(name, arguments)?;
+        let (id, timeout, sent) = self.send_request(name, arguments)?;
         let deadline = match timeout.duration() {
             Some(t) if t.is_zero() => return Err(Error::NotAwaited),
-            Some(t) => Some(Instant::now() + t),
+            Some(t) => Some(sent + t),
             None => None,
         };
         let result = self.await_reply(id, deadline);
@@ -243,7 +267,7 @@ impl Connection {
     /// went down) are success. The channel stays dirty, so a late error
     /// can never reach a later call.
     pub fn send_raw(&mut self, name: &str, arguments: Option<Value>) -> Result<Option<Reply>, Error> {
-        let (id, _) = self.send_request(name, arguments)?;
+        let (id, _, _) = self.send_request(name, arguments)?;
         let deadline = Some(Instant::now() + self.options.no_reply_window);
         loop {
             match self.next_reply(deadline) {

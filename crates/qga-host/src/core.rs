@@ -42,6 +42,15 @@ impl ResponseTimeout {
         }
     }
 
+    /// How long writing a request may take: the response timeout, and
+    /// for no-wait 5 s (sending still has to finish).
+    pub(crate) fn write_duration(self) -> Option<Duration> {
+        match self.duration() {
+            Some(t) if t.is_zero() => Some(SYNC_TIMEOUT),
+            other => other,
+        }
+    }
+
     /// The sync timeout that goes with this response timeout: 5 s, or
     /// the response timeout if shorter (as libvirt does).
     pub fn sync_duration(self) -> Duration {

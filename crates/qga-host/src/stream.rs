@@ -16,11 +16,23 @@ pub trait Stream: Read + Write + Send {
     /// Bounds how long the next reads wait; `None` waits forever. Never
     /// called with a zero duration.
     fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()>;
+
+    /// Bounds how long the next writes wait (a guest that stops reading
+    /// fills the socket buffer). Streams that cannot may keep the default,
+    /// which does nothing.
+    fn set_write_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        let _ = timeout;
+        Ok(())
+    }
 }
 
 impl Stream for UnixStream {
     fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         UnixStream::set_read_timeout(self, timeout)
+    }
+
+    fn set_write_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        UnixStream::set_write_timeout(self, timeout)
     }
 }
 
@@ -28,11 +40,19 @@ impl Stream for TcpStream {
     fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         TcpStream::set_read_timeout(self, timeout)
     }
+
+    fn set_write_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_write_timeout(self, timeout)
+    }
 }
 
 impl<S: Stream + ?Sized> Stream for Box<S> {
     fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         (**self).set_read_timeout(timeout)
+    }
+
+    fn set_write_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        (**self).set_write_timeout(timeout)
     }
 }
 
@@ -226,13 +246,14 @@ impl Write for VsockStream {
     }
 }
 
-impl Stream for VsockStream {
-    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+impl VsockStream {
+    fn set_timeout(&self, option: libc::c_int, timeout: Option<Duration>) -> io::Result<()> {
         let tv = match timeout {
             None => libc::timeval { tv_sec: 0, tv_usec: 0 },
             Some(t) => libc::timeval {
                 tv_sec: t.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
-                tv_usec: t.subsec_micros().max(u32::from(t.is_zero())) as libc::suseconds_t,
+                // All zero would mean "forever".
+                tv_usec: t.subsec_micros().max(u32::from(t.as_secs() == 0)) as libc::suseconds_t,
             },
         };
         // SAFETY: `tv` lives across the call and its size is passed.
@@ -240,7 +261,7 @@ impl Stream for VsockStream {
             libc::setsockopt(
                 self.fd.as_raw_fd(),
                 libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
+                option,
                 (&tv as *const libc::timeval).cast(),
                 std::mem::size_of::<libc::timeval>() as libc::socklen_t,
             )
@@ -249,6 +270,16 @@ impl Stream for VsockStream {
             return Err(io::Error::last_os_error());
         }
         Ok(())
+    }
+}
+
+impl Stream for VsockStream {
+    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        self.set_timeout(libc::SO_RCVTIMEO, timeout)
+    }
+
+    fn set_write_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        self.set_timeout(libc::SO_SNDTIMEO, timeout)
     }
 }
 

@@ -1,6 +1,7 @@
 //! What an agent offers, from `guest-info`, for agents of any release.
 
 use qga_types::runtime::serde_json::Value;
+use qga_types::runtime::Command;
 
 use crate::Error;
 
@@ -93,6 +94,12 @@ impl Capabilities {
         }
     }
 
+    /// [`support`](Self::support) for a typed command:
+    /// `caps.support_for::<qga_types::commands::GuestExec>()`.
+    pub fn support_for<C: Command>(&self) -> Support {
+        self.support(C::INFO.name)
+    }
+
     /// The listed command, if any.
     pub fn command(&self, name: &str) -> Option<&AgentCommand> {
         self.commands.as_ref()?.iter().find(|c| c.name == name)
@@ -124,6 +131,8 @@ mod tests {
         assert_eq!(v11.support("guest-ping"), Support::Supported);
         assert_eq!(v11.support("guest-file-open"), Support::Disabled);
         assert_eq!(v11.support("guest-exec"), Support::Absent);
+        assert_eq!(v11.support_for::<qga_types::commands::GuestExec>(), Support::Absent);
+        assert_eq!(v11.support_for::<qga_types::commands::GuestPing>(), Support::Supported);
         // No success-response before 1.7: our schema knows.
         assert!(!v11.command("guest-shutdown").unwrap().success_response);
         assert!(v11.command("guest-ping").unwrap().success_response);

@@ -137,3 +137,33 @@ async fn shutdown_returns_reports_errors_in_the_window_and_counts_eof_as_success
     // The guest "came back": the next call reconnects.
     client.guest_ping().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_agent_that_stops_reading_gives_a_timeout_not_a_blocked_write() {
+    let path = fake_agent(|call, s| {
+        answer_sync(call, s);
+        // Then stops reading: the host's big write fills the socket buffer.
+        thread::sleep(Duration::from_secs(3));
+        let _ = s.shutdown(std::net::Shutdown::Both);
+    });
+    let options = Options {
+        timeout: ResponseTimeout::Seconds(1),
+        ..Options::default()
+    };
+    let mut client = AsyncClient::new(AsyncConnection::connect(&Endpoint::Unix(path), options).await.unwrap());
+    let big = qga_types::GuestFileWriteArgs {
+        handle: 1,
+        buf_b64: "A".repeat(2 * 1024 * 1024),
+        count: None,
+    };
+    let started = std::time::Instant::now();
+    match client.guest_file_write(&big).await.map_err(Error::from) {
+        Err(Error::Timeout) => {}
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_millis(2500),
+        "{took:?}"
+    );
+}

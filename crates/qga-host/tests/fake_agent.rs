@@ -360,3 +360,34 @@ fn tcp_endpoints_work_blocking_and_async() {
         });
     }
 }
+
+#[test]
+fn an_agent_that_stops_reading_gives_a_timeout_not_a_blocked_write() {
+    let path = fake_agent(|call, s| {
+        answer_sync(call, s);
+        // Then stops reading: the host's big write fills the socket buffer.
+        thread::sleep(Duration::from_secs(3));
+        let _ = s.shutdown(std::net::Shutdown::Both);
+    });
+    let options = Options {
+        timeout: ResponseTimeout::Seconds(1),
+        ..Options::default()
+    };
+    let mut client = Client::new(Connection::connect(&Endpoint::Unix(path), options).unwrap());
+    assert!(!client.transport().is_dirty());
+    let started = std::time::Instant::now();
+    let big = qga_types::GuestFileWriteArgs {
+        handle: 1,
+        buf_b64: "A".repeat(2 * 1024 * 1024),
+        count: None,
+    };
+    match client.guest_file_write(&big).map_err(Error::from) {
+        Err(Error::Timeout) => {}
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_millis(2500),
+        "{took:?}"
+    );
+}
