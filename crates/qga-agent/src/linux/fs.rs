@@ -7,7 +7,10 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use qga_types::runtime::CommandError;
-use qga_types::{GuestDiskAddress, GuestDiskBusType, GuestDiskInfo, GuestFilesystemInfo, GuestPciAddress};
+use qga_types::{
+    GuestDiskAddress, GuestDiskBusType, GuestDiskInfo, GuestDiskSmart, GuestFilesystemInfo, GuestNvMeSmart,
+    GuestPciAddress,
+};
 
 use super::util::errno_error;
 
@@ -334,6 +337,100 @@ pub fn fsinfo() -> Result<Vec<GuestFilesystemInfo>, CommandError> {
     Ok(list)
 }
 
+/// The NVMe SMART / health log page (512 bytes), little endian.
+pub fn parse_nvme_smart(log: &[u8; 512]) -> GuestNvMeSmart {
+    let u64_at = |offset: usize| u64::from_le_bytes(log[offset..offset + 8].try_into().expect("8 bytes"));
+    // 128-bit counters come as (low, high) 64-bit halves.
+    let pair = |offset: usize| (u64_at(offset), u64_at(offset + 8));
+    let (data_units_read_lo, data_units_read_hi) = pair(32);
+    let (data_units_written_lo, data_units_written_hi) = pair(48);
+    let (host_read_commands_lo, host_read_commands_hi) = pair(64);
+    let (host_write_commands_lo, host_write_commands_hi) = pair(80);
+    let (controller_busy_time_lo, controller_busy_time_hi) = pair(96);
+    let (power_cycles_lo, power_cycles_hi) = pair(112);
+    let (power_on_hours_lo, power_on_hours_hi) = pair(128);
+    let (unsafe_shutdowns_lo, unsafe_shutdowns_hi) = pair(144);
+    let (media_errors_lo, media_errors_hi) = pair(160);
+    let (number_of_error_log_entries_lo, number_of_error_log_entries_hi) = pair(176);
+    GuestNvMeSmart {
+        critical_warning: i64::from(log[0]),
+        temperature: i64::from(u16::from_le_bytes([log[1], log[2]])),
+        available_spare: i64::from(log[3]),
+        available_spare_threshold: i64::from(log[4]),
+        percentage_used: i64::from(log[5]),
+        data_units_read_lo,
+        data_units_read_hi,
+        data_units_written_lo,
+        data_units_written_hi,
+        host_read_commands_lo,
+        host_read_commands_hi,
+        host_write_commands_lo,
+        host_write_commands_hi,
+        controller_busy_time_lo,
+        controller_busy_time_hi,
+        power_cycles_lo,
+        power_cycles_hi,
+        power_on_hours_lo,
+        power_on_hours_hi,
+        unsafe_shutdowns_lo,
+        unsafe_shutdowns_hi,
+        media_errors_lo,
+        media_errors_hi,
+        number_of_error_log_entries_lo,
+        number_of_error_log_entries_hi,
+    }
+}
+
+/// The kernel's `struct nvme_admin_cmd` (NVME_IOCTL_ADMIN_CMD).
+#[repr(C)]
+#[derive(Default)]
+struct NvmeAdminCmd {
+    opcode: u8,
+    flags: u8,
+    rsvd1: u16,
+    nsid: u32,
+    cdw2: u32,
+    cdw3: u32,
+    metadata: u64,
+    addr: u64,
+    metadata_len: u32,
+    data_len: u32,
+    cdw10: u32,
+    cdw11: u32,
+    cdw12: u32,
+    cdw13: u32,
+    cdw14: u32,
+    cdw15: u32,
+    timeout_ms: u32,
+    result: u32,
+}
+
+const NVME_IOCTL_ADMIN_CMD: u64 = nix::request_code_readwrite!(b'N', 0x41, std::mem::size_of::<NvmeAdminCmd>()) as u64;
+
+/// Reads the SMART / health log of an NVMe device node; `None` when the
+/// device can't be opened or does not answer, as qemu-ga leaves `smart`
+/// out then.
+fn nvme_smart(devnode: &str) -> Option<GuestNvMeSmart> {
+    use std::os::fd::AsRawFd;
+    let device = fs::File::open(devnode).ok()?;
+    let mut log = [0u8; 512];
+    let dwords = (log.len() / 4 - 1) as u32;
+    let mut cmd = NvmeAdminCmd {
+        opcode: 0x02,      // Get Log Page
+        nsid: 0xffff_ffff, // every namespace
+        addr: log.as_mut_ptr() as u64,
+        data_len: log.len() as u32,
+        // SMART / health log (0x02), its length in dwords, and "retain
+        // asynchronous event" so the read does not clear pending events.
+        cdw10: 0x02 | (dwords << 16) | (1 << 15),
+        ..NvmeAdminCmd::default()
+    };
+    // SAFETY: `cmd` is the kernel's layout and `addr` points at `log`,
+    // which outlives the call and is `data_len` bytes long.
+    let rc = unsafe { libc::ioctl(device.as_raw_fd(), NVME_IOCTL_ADMIN_CMD as _, &mut cmd) };
+    (rc == 0).then(|| parse_nvme_smart(&log))
+}
+
 fn is_partition_name(disk: &str, entry: &str) -> bool {
     let Some(rest) = entry.strip_prefix(disk) else {
         return false;
@@ -375,6 +472,11 @@ fn disks_under(block: &Path) -> Result<Vec<GuestDiskInfo>, CommandError> {
         } else {
             real.as_deref().and_then(real_device_address)
         };
+        let smart = address
+            .as_ref()
+            .filter(|a| a.bus_type == GuestDiskBusType::Nvme)
+            .and_then(|_| nvme_smart(&dev_name))
+            .map(GuestDiskSmart::Nvme);
         let dependencies = fs::read_dir(disk_dir.join("slaves")).ok().map(|slaves| {
             let mut deps: Vec<String> = Vec::new();
             for slave in slaves.flatten() {
@@ -392,7 +494,7 @@ fn disks_under(block: &Path) -> Result<Vec<GuestDiskInfo>, CommandError> {
                 dependencies,
                 address,
                 alias: udev.dm_name,
-                smart: None,
+                smart,
             },
         );
         for part in fs::read_dir(&disk_dir).into_iter().flatten().flatten() {
@@ -571,6 +673,28 @@ garbage line
         );
         assert!(address_of(&usb).is_none(), "unknown controllers give no address");
         assert!(address_of("/sys/devices/platform/foo/block/mmcblk0").is_none());
+    }
+
+    #[test]
+    fn linux_nvme_smart_log_layout() {
+        let mut log = [0u8; 512];
+        log[0] = 0x04;
+        log[1..3].copy_from_slice(&310u16.to_le_bytes());
+        (log[3], log[4], log[5]) = (100, 10, 3);
+        log[32..40].copy_from_slice(&7u64.to_le_bytes());
+        log[40..48].copy_from_slice(&1u64.to_le_bytes());
+        log[128..136].copy_from_slice(&4242u64.to_le_bytes());
+        log[176..184].copy_from_slice(&9u64.to_le_bytes());
+        let s = parse_nvme_smart(&log);
+        assert_eq!((s.critical_warning, s.temperature, s.available_spare), (4, 310, 100));
+        assert_eq!((s.available_spare_threshold, s.percentage_used), (10, 3));
+        assert_eq!((s.data_units_read_lo, s.data_units_read_hi), (7, 1));
+        assert_eq!((s.power_on_hours_lo, s.number_of_error_log_entries_lo), (4242, 9));
+        assert_eq!(std::mem::size_of::<NvmeAdminCmd>(), 72);
+        assert_eq!(NVME_IOCTL_ADMIN_CMD, 0xC048_4E41);
+        let json = serde_json::to_value(GuestDiskSmart::Nvme(s)).unwrap();
+        assert_eq!(json["type"], "nvme");
+        assert!(nvme_smart("/nonexistent/nvme0n1").is_none());
     }
 
     #[test]
