@@ -251,9 +251,12 @@ impl Core {
                     Ok(value) => Reply::from_value(value).map_err(Error::Protocol),
                     Err(e) => Err(Error::Protocol(format!("reply is not JSON: {e}"))),
                 },
-                Frame::TooLarge | Frame::TooDeep => Err(Error::ReplyTooLarge {
+                Frame::TooLarge => Err(Error::ReplyTooLarge {
                     limit: self.max_reply_size,
                 }),
+                Frame::TooDeep => Err(Error::Protocol(format!(
+                    "reply nested deeper than {MAX_NESTING} levels"
+                ))),
                 Frame::Delimiter => continue,
             });
         }
@@ -298,6 +301,28 @@ mod tests {
         core.feed(&tail);
         assert_eq!(core.sync_progress(id), SyncProgress::Done);
         assert!(!core.dirty);
+    }
+
+    #[test]
+    fn oversized_and_overdeep_replies_are_clear_errors_and_the_stream_goes_on() {
+        let mut core = Core::new(4096);
+        let (id, _) = core.begin_sync();
+        core.feed(&[DELIMITER]);
+        core.feed(format!("{{\"return\": {id}}}").as_bytes());
+        assert_eq!(core.sync_progress(id), SyncProgress::Done);
+        core.feed(format!("{{\"return\": \"{}\"}} ", "x".repeat(5000)).as_bytes());
+        core.feed(&"[".repeat(MAX_NESTING + 1).into_bytes());
+        core.feed(&"]".repeat(MAX_NESTING + 1).into_bytes());
+        core.feed(b" {\"return\": {}, \"id\": 1}");
+        assert!(matches!(
+            core.next_reply(),
+            Some(Err(Error::ReplyTooLarge { limit: 4096 }))
+        ));
+        match core.next_reply() {
+            Some(Err(e)) => assert_eq!(e.to_string(), "protocol error: reply nested deeper than 1024 levels"),
+            other => panic!("{other:?}"),
+        }
+        assert!(Core::answers(&core.next_reply().unwrap().unwrap(), 1));
     }
 
     #[test]
