@@ -676,6 +676,52 @@ garbage line
     }
 
     #[test]
+    fn linux_virtual_devices_resolve_to_their_slaves() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        // Two virtio disks under one device-mapper volume, as LVM builds.
+        let mut disks = Vec::new();
+        for (slot, name) in [("02", "vda"), ("03", "vdb")] {
+            let path = fake_device(
+                root,
+                &format!("0000:00:{slot}.0"),
+                "virtio-pci",
+                &[],
+                &format!("virtio{slot}/block/{name}"),
+            );
+            fs::create_dir_all(&path).unwrap();
+            fs::write(
+                format!("{path}/uevent"),
+                format!("MAJOR=254\nMINOR=0\nDEVNAME={name}\n"),
+            )
+            .unwrap();
+            disks.push((name, path));
+        }
+        let dm = root.join("devices/virtual/block/dm-0");
+        fs::create_dir_all(dm.join("slaves")).unwrap();
+        for (name, path) in &disks {
+            std::os::unix::fs::symlink(path, dm.join("slaves").join(name)).unwrap();
+        }
+        let link = root.join("dev-block-253:0");
+        std::os::unix::fs::symlink(&dm, &link).unwrap();
+
+        let mut found = Vec::new();
+        let mut name = None;
+        device_disks(&link, &mut found, &mut name).unwrap();
+        assert_eq!(name.as_deref(), Some("dm-0"));
+        let mut nodes: Vec<_> = found
+            .iter()
+            .map(|d| (d.dev.clone().unwrap(), d.pci_controller.slot))
+            .collect();
+        nodes.sort();
+        assert_eq!(nodes, vec![("/dev/vda".to_string(), 2), ("/dev/vdb".to_string(), 3)]);
+        assert!(found.iter().all(|d| d.bus_type == GuestDiskBusType::Virtio));
+
+        let err = device_disks(&root.join("missing"), &mut found, &mut name).unwrap_err();
+        assert!(err.desc.starts_with("realpath(\""), "{}", err.desc);
+    }
+
+    #[test]
     fn linux_nvme_smart_log_layout() {
         let mut log = [0u8; 512];
         log[0] = 0x04;
