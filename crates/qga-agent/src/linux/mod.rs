@@ -239,6 +239,111 @@ mod tests {
         assert_send_sync::<LinuxSystem>();
     }
 
+    /// Runs one request through the generated dispatcher, as the agent does.
+    fn call(linux: &Linux, request: serde_json::Value) -> serde_json::Value {
+        qga_types::server::dispatch(linux, request, &qga_types::runtime::server::AllEnabled).expect("a reply")
+    }
+
+    fn keys(v: &serde_json::Value) -> Vec<&str> {
+        let mut keys: Vec<&str> = v.as_object().expect("an object").keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        keys
+    }
+
+    /// The members qemu-ga 7.2 sends on this kind of guest, checked
+    /// through the dispatcher so each command is wired to its handler.
+    #[test]
+    fn linux_read_only_replies_have_qemu_ga_members() {
+        let state = tempfile::tempdir().unwrap();
+        let linux = Linux::new(state.path());
+        let ret = |name: &str| {
+            let reply = call(&linux, serde_json::json!({"execute": name, "id": name}));
+            assert_eq!(reply["id"], name);
+            reply
+                .get("return")
+                .cloned()
+                .unwrap_or_else(|| panic!("{name}: {reply}"))
+        };
+        assert!(ret("guest-get-time").as_i64().unwrap() > 1_600_000_000_000_000_000);
+        assert_eq!(keys(&ret("guest-get-host-name")), ["host-name"]);
+        assert_eq!(keys(&ret("guest-get-timezone")), ["offset", "zone"]);
+        let os = ret("guest-get-osinfo");
+        for member in ["kernel-release", "kernel-version", "machine"] {
+            assert!(os[member].is_string(), "{member}: {os}");
+        }
+        assert_eq!(keys(&ret("guest-get-load")), ["load15m", "load1m", "load5m"]);
+        for cpu in ret("guest-get-vcpus").as_array().unwrap() {
+            assert_eq!(keys(cpu), ["can-offline", "logical-id", "online"]);
+        }
+        for user in ret("guest-get-users").as_array().unwrap() {
+            assert_eq!(keys(user), ["login-time", "user"]);
+        }
+        for iface in ret("guest-network-get-interfaces").as_array().unwrap() {
+            assert!(iface["name"].is_string());
+            if let Some(addresses) = iface.get("ip-addresses") {
+                for a in addresses.as_array().unwrap() {
+                    assert_eq!(keys(a), ["ip-address", "ip-address-type", "prefix"]);
+                }
+                assert_eq!(iface["statistics"].as_object().unwrap().len(), 8);
+            }
+        }
+        for route in ret("guest-network-get-route").as_array().unwrap() {
+            assert!(route["iface"].is_string() && route["version"].is_i64());
+        }
+        for fs in ret("guest-get-fsinfo").as_array().unwrap() {
+            assert_eq!(
+                keys(fs),
+                ["disk", "mountpoint", "name", "total-bytes", "type", "used-bytes"]
+            );
+        }
+        for disk in ret("guest-get-disks").as_array().unwrap() {
+            assert!(disk["name"].is_string() && disk["partition"].is_boolean() && disk["dependencies"].is_array());
+        }
+        for cpu in ret("guest-get-cpustats").as_array().unwrap() {
+            assert_eq!(cpu["type"], "linux");
+        }
+        for disk in ret("guest-get-diskstats").as_array().unwrap() {
+            assert_eq!(keys(disk), ["major", "minor", "name", "stats"]);
+        }
+        if std::path::Path::new("/sys/devices/system/memory").is_dir() {
+            assert_eq!(keys(&ret("guest-get-memory-block-info")), ["size"]);
+            for block in ret("guest-get-memory-blocks").as_array().unwrap() {
+                assert_eq!(keys(block), ["can-offline", "online", "phys-index"]);
+            }
+        }
+    }
+
+    #[test]
+    fn linux_file_and_exec_through_the_dispatcher() {
+        let state = tempfile::tempdir().unwrap();
+        let linux = Linux::new(state.path());
+        let path = state.path().join("f");
+        let open = call(
+            &linux,
+            serde_json::json!({"execute": "guest-file-open", "arguments": {"path": path, "mode": "w+"}}),
+        );
+        let handle = open["return"].as_i64().unwrap();
+        let write = call(
+            &linux,
+            serde_json::json!({"execute": "guest-file-write", "arguments": {"handle": handle, "buf-b64": "aGk="}}),
+        );
+        assert_eq!(write["return"], serde_json::json!({"count": 2, "eof": false}));
+        let closed = call(
+            &linux,
+            serde_json::json!({"execute": "guest-file-close", "arguments": {"handle": handle}}),
+        );
+        assert_eq!(closed["return"], serde_json::json!({}));
+        assert_eq!(std::fs::read(&path).unwrap(), b"hi");
+        let unknown = call(
+            &linux,
+            serde_json::json!({"execute": "guest-exec-status", "arguments": {"pid": 0}}),
+        );
+        assert_eq!(
+            unknown["error"],
+            serde_json::json!({"class": "GenericError", "desc": "Invalid parameter 'pid'"})
+        );
+    }
+
     #[test]
     fn linux_server_routes_ssh_to_the_injected_lookup() {
         let state = tempfile::tempdir().unwrap();
