@@ -255,7 +255,7 @@ fn commands_without_a_reply_report_errors_in_the_window_and_take_eof_as_success(
         }
     });
     let options = Options {
-        no_reply_window: Duration::from_millis(300),
+        no_reply_window: Duration::from_secs(2),
         ..Options::default()
     };
     let mut client = Client::new(Connection::connect(&Endpoint::Unix(path), options).unwrap());
