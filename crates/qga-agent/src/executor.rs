@@ -22,7 +22,10 @@ use serde_json::Value;
 /// How many timed-out handlers may still be running at once.
 pub const MAX_ABANDONED: usize = 8;
 
-const HANDLER_STACK: usize = 64 * 1024 * 1024;
+/// Requests nest up to 1024 levels, and their values are cloned and
+/// dropped recursively on this thread: a debug build needs about 4 MiB
+/// for that (reserved address space; only what is used is memory).
+const HANDLER_STACK: usize = 16 * 1024 * 1024;
 
 /// The reply a handler produced (`None`: nothing to send).
 pub type Output = Option<Value>;
@@ -67,8 +70,6 @@ impl Executor {
         let abandoned = self.abandoned.clone();
         std::thread::Builder::new()
             .name("qga-handler".into())
-            // Requests may nest 1024 levels deep; their values are cloned
-            // and dropped recursively here.
             .stack_size(HANDLER_STACK)
             .spawn(move || {
                 while let Ok(task) = task_rx.recv() {

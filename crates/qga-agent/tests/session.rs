@@ -256,6 +256,17 @@ fn nesting_and_size_limits_give_one_error_then_recover() {
         vec![generic("QMP input must be a JSON object")]
     );
 
+    // A deep id is echoed, by inline commands and by worker commands.
+    let deep_id = format!("{}1{}", "[".repeat(1023), "]".repeat(1023));
+    for command in ["guest-ping", "guest-get-time", "guest-get-devices"] {
+        let request = format!("{{\"execute\":\"{command}\",\"id\":{deep_id}}}");
+        let mut out = Vec::new();
+        h.session.feed(request.as_bytes(), &mut out);
+        // Checked without building a deep value on this thread's stack.
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.ends_with(&format!(",\"id\":{deep_id}}}\n")), "{command}: {}", &text[..80.min(text.len())]);
+    }
+
     let big = format!("{{\"execute\":\"guest-ping\",\"id\":\"{}\"}}", "x".repeat(64 << 20));
     let mut out = Vec::new();
     for chunk in big.as_bytes().chunks(1 << 20) {
