@@ -3,8 +3,10 @@
 //! The pipeline mirrors QEMU's own generator, so that a schema is
 //! accepted or rejected exactly as QEMU would, with the same messages:
 //!
-//! 1. [`syntax`]: the pest grammar (`grammar.pest`) parses expressions;
-//!    a token scanner pinpoints syntax errors the way QEMU words them.
+//! 1. [`syntax`]: the pest grammar (`grammar.pest`) defines the syntax;
+//!    a hand-written fast path that agrees with it parses well-formed
+//!    expressions, the grammar takes the rest, and a token scanner
+//!    pinpoints syntax errors the way QEMU words them.
 //! 2. [`parser`]: files, `include` and `pragma` directives, documentation
 //!    blocks ([`doc`]).
 //! 3. [`expr`]: structural checks of each definition, which yield
