@@ -162,7 +162,7 @@ impl<'s> Context<'s> {
                 "null" => "NULL",
                 _ => "ANY",
             });
-            return quote!(::qapi_runtime::desc::#name);
+            return quote!(builtin::#name);
         }
         let name = &self.desc_names[&id];
         quote!(#prefix #name)
@@ -173,7 +173,7 @@ impl<'s> Context<'s> {
     pub fn members_ref(&self, id: EntityId, prefix: &TokenStream) -> TokenStream {
         match self.members_names.get(&id) {
             Some(name) => quote!(#prefix #name),
-            None => quote!(::qapi_runtime::desc::NO_MEMBERS),
+            None => quote!(builtin::NO_MEMBERS),
         }
     }
 

@@ -71,6 +71,47 @@ pub struct CommandInfo {
 }
 
 impl CommandInfo {
+    /// A command that replies on success, takes no arguments, has no
+    /// condition and no features; the `with_*` methods change that.
+    pub const fn new(name: &'static str) -> CommandInfo {
+        CommandInfo {
+            name,
+            success_response: true,
+            allow_oob: false,
+            condition: None,
+            features: &[],
+            has_arguments: false,
+            arguments: &crate::desc::NO_MEMBERS,
+        }
+    }
+
+    pub const fn with_arguments(mut self, arguments: &'static ObjectDesc) -> CommandInfo {
+        self.has_arguments = true;
+        self.arguments = arguments;
+        self
+    }
+
+    /// For commands that send nothing back on success.
+    pub const fn without_success_response(mut self) -> CommandInfo {
+        self.success_response = false;
+        self
+    }
+
+    pub const fn with_allow_oob(mut self) -> CommandInfo {
+        self.allow_oob = true;
+        self
+    }
+
+    pub const fn with_condition(mut self, condition: &'static Cond) -> CommandInfo {
+        self.condition = Some(condition);
+        self
+    }
+
+    pub const fn with_features(mut self, features: &'static [&'static str]) -> CommandInfo {
+        self.features = features;
+        self
+    }
+
     pub fn is_deprecated(&self) -> bool {
         self.features.contains(&"deprecated")
     }

@@ -105,6 +105,33 @@ pub static UINT16: TypeDesc = TypeDesc::Int(IntKind::Uint16);
 pub static UINT32: TypeDesc = TypeDesc::Int(IntKind::Uint32);
 pub static UINT64: TypeDesc = TypeDesc::Int(IntKind::Uint64);
 pub static SIZE: TypeDesc = TypeDesc::Int(IntKind::Size);
+impl MemberDesc {
+    /// A member that must be present.
+    pub const fn required(name: &'static str, ty: &'static TypeDesc) -> MemberDesc {
+        MemberDesc { name, optional: false, ty }
+    }
+
+    /// A member that may be left out.
+    pub const fn optional(name: &'static str, ty: &'static TypeDesc) -> MemberDesc {
+        MemberDesc { name, optional: true, ty }
+    }
+}
+
+impl ObjectDesc {
+    /// A struct (or command arguments) with these members.
+    pub const fn new(members: &'static [MemberDesc]) -> ObjectDesc {
+        ObjectDesc { members, branches: None }
+    }
+
+    /// A union: its members (the tag among them) and its branches.
+    pub const fn union(members: &'static [MemberDesc], branches: &'static BranchesDesc) -> ObjectDesc {
+        ObjectDesc {
+            members,
+            branches: Some(branches),
+        }
+    }
+}
+
 /// The arguments of a command without arguments.
 pub static NO_MEMBERS: ObjectDesc = ObjectDesc {
     members: &[],

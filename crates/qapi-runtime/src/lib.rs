@@ -9,6 +9,8 @@
 //!   QEMU's input visitor.
 //! - [`client`]: transports and the typed call path.
 //! - [`server`]: the dispatch path of an agent.
+//! - `impls`: macros and helpers that generated enums, unions and
+//!   alternates implement serde with.
 //! - [`framing`]: the 0xFF resynchronisation byte and a streaming reader
 //!   that splits a byte stream into JSON messages within limits.
 
@@ -16,6 +18,8 @@ pub mod client;
 pub mod command;
 pub mod desc;
 pub mod framing;
+#[doc(hidden)]
+pub mod impls;
 pub mod server;
 pub mod wire;
 

@@ -234,51 +234,9 @@ pub enum QgaSeek {
     /// A value this schema does not know, as sent by a newer peer.
     Unrecognized(::std::string::String),
 }
-impl QgaSeek {
-    /// The values this schema defines, as on the wire.
-    pub const VALUES: &'static [&'static str] = &["set", "cur", "end"];
-    /// The value as on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            Self::Set => "set",
-            Self::Cur => "cur",
-            Self::End => "end",
-            Self::Unrecognized(value) => value,
-        }
-    }
-    /// Reads a wire value; one this schema does not know is kept.
-    pub fn from_wire(value: &str) -> Self {
-        match value {
-            "set" => Self::Set,
-            "cur" => Self::Cur,
-            "end" => Self::End,
-            other => Self::Unrecognized(other.to_owned()),
-        }
-    }
-}
-impl ::std::fmt::Display for QgaSeek {
-    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-impl ::qapi_runtime::serde::Serialize for QgaSeek {
-    fn serialize<S: ::qapi_runtime::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-impl<'de> ::qapi_runtime::serde::Deserialize<'de> for QgaSeek {
-    fn deserialize<D: ::qapi_runtime::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        let value = <::std::string::String as ::qapi_runtime::serde::Deserialize>::deserialize(
-            deserializer,
-        )?;
-        ::std::result::Result::Ok(Self::from_wire(&value))
-    }
-}
+::qapi_runtime::impl_enum!(
+    QgaSeek, Unrecognized, [Set = "set", Cur = "cur", End = "end"]
+);
 /// Reference point for a seek, given as a number or as a name.
 ///
 /// Since: 2.6
@@ -291,41 +249,9 @@ pub enum GuestFileWhence {
     /// symbolic name; the recommended form
     Name(QgaSeek),
 }
-impl ::qapi_runtime::serde::Serialize for GuestFileWhence {
-    fn serialize<S: ::qapi_runtime::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        match self {
-            Self::Value(v) => ::qapi_runtime::serde::Serialize::serialize(v, serializer),
-            Self::Name(v) => ::qapi_runtime::serde::Serialize::serialize(v, serializer),
-        }
-    }
-}
-impl<'de> ::qapi_runtime::serde::Deserialize<'de> for GuestFileWhence {
-    fn deserialize<D: ::qapi_runtime::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        use ::qapi_runtime::serde::de::Error as _;
-        let value = <::qapi_runtime::serde_json::Value as ::qapi_runtime::serde::Deserialize>::deserialize(
-            deserializer,
-        )?;
-        match &value {
-            ::qapi_runtime::serde_json::Value::Number(_) => {
-                ::qapi_runtime::serde_json::from_value(value)
-                    .map(Self::Value)
-                    .map_err(D::Error::custom)
-            }
-            ::qapi_runtime::serde_json::Value::String(_) => {
-                ::qapi_runtime::serde_json::from_value(value)
-                    .map(Self::Name)
-                    .map_err(D::Error::custom)
-            }
-            #[allow(unreachable_patterns)]
-            _ => ::std::result::Result::Err(D::Error::custom("one of: int, string")),
-        }
-    }
-}
+::qapi_runtime::impl_alternate!(
+    GuestFileWhence, "one of: int, string", [Value = "number", Name = "string"]
+);
 /// Arguments of `guest-file-seek`.
 #[derive(
     Clone,
@@ -372,49 +298,9 @@ pub enum GuestFsfreezeStatus {
     /// A value this schema does not know, as sent by a newer peer.
     Unrecognized(::std::string::String),
 }
-impl GuestFsfreezeStatus {
-    /// The values this schema defines, as on the wire.
-    pub const VALUES: &'static [&'static str] = &["thawed", "frozen"];
-    /// The value as on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            Self::Thawed => "thawed",
-            Self::Frozen => "frozen",
-            Self::Unrecognized(value) => value,
-        }
-    }
-    /// Reads a wire value; one this schema does not know is kept.
-    pub fn from_wire(value: &str) -> Self {
-        match value {
-            "thawed" => Self::Thawed,
-            "frozen" => Self::Frozen,
-            other => Self::Unrecognized(other.to_owned()),
-        }
-    }
-}
-impl ::std::fmt::Display for GuestFsfreezeStatus {
-    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-impl ::qapi_runtime::serde::Serialize for GuestFsfreezeStatus {
-    fn serialize<S: ::qapi_runtime::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-impl<'de> ::qapi_runtime::serde::Deserialize<'de> for GuestFsfreezeStatus {
-    fn deserialize<D: ::qapi_runtime::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        let value = <::std::string::String as ::qapi_runtime::serde::Deserialize>::deserialize(
-            deserializer,
-        )?;
-        ::std::result::Result::Ok(Self::from_wire(&value))
-    }
-}
+::qapi_runtime::impl_enum!(
+    GuestFsfreezeStatus, Unrecognized, [Thawed = "thawed", Frozen = "frozen"]
+);
 /// Arguments of `guest-fsfreeze-freeze-list`.
 ///
 /// Defined for guests where `{'any': ['CONFIG_WIN32', 'CONFIG_FSFREEZE']}` holds.
@@ -515,49 +401,9 @@ pub enum GuestIpAddressType {
     /// A value this schema does not know, as sent by a newer peer.
     Unrecognized(::std::string::String),
 }
-impl GuestIpAddressType {
-    /// The values this schema defines, as on the wire.
-    pub const VALUES: &'static [&'static str] = &["ipv4", "ipv6"];
-    /// The value as on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            Self::Ipv4 => "ipv4",
-            Self::Ipv6 => "ipv6",
-            Self::Unrecognized(value) => value,
-        }
-    }
-    /// Reads a wire value; one this schema does not know is kept.
-    pub fn from_wire(value: &str) -> Self {
-        match value {
-            "ipv4" => Self::Ipv4,
-            "ipv6" => Self::Ipv6,
-            other => Self::Unrecognized(other.to_owned()),
-        }
-    }
-}
-impl ::std::fmt::Display for GuestIpAddressType {
-    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-impl ::qapi_runtime::serde::Serialize for GuestIpAddressType {
-    fn serialize<S: ::qapi_runtime::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-impl<'de> ::qapi_runtime::serde::Deserialize<'de> for GuestIpAddressType {
-    fn deserialize<D: ::qapi_runtime::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        let value = <::std::string::String as ::qapi_runtime::serde::Deserialize>::deserialize(
-            deserializer,
-        )?;
-        ::std::result::Result::Ok(Self::from_wire(&value))
-    }
-}
+::qapi_runtime::impl_enum!(
+    GuestIpAddressType, Unrecognized, [Ipv4 = "ipv4", Ipv6 = "ipv6"]
+);
 /// One address configured on a guest network interface.
 ///
 /// Since: 1.1
@@ -755,106 +601,13 @@ pub enum GuestDiskBusType {
     /// A value this schema does not know, as sent by a newer peer.
     Unrecognized(::std::string::String),
 }
-impl GuestDiskBusType {
-    /// The values this schema defines, as on the wire.
-    pub const VALUES: &'static [&'static str] = &[
-        "ide",
-        "fdc",
-        "scsi",
-        "virtio",
-        "xen",
-        "usb",
-        "uml",
-        "sata",
-        "sd",
-        "unknown",
-        "ieee1394",
-        "ssa",
-        "fibre",
-        "raid",
-        "iscsi",
-        "sas",
-        "mmc",
-        "virtual",
-        "file-backed-virtual",
-        "nvme",
-    ];
-    /// The value as on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            Self::Ide => "ide",
-            Self::Fdc => "fdc",
-            Self::Scsi => "scsi",
-            Self::Virtio => "virtio",
-            Self::Xen => "xen",
-            Self::Usb => "usb",
-            Self::Uml => "uml",
-            Self::Sata => "sata",
-            Self::Sd => "sd",
-            Self::Unknown => "unknown",
-            Self::Ieee1394 => "ieee1394",
-            Self::Ssa => "ssa",
-            Self::Fibre => "fibre",
-            Self::Raid => "raid",
-            Self::Iscsi => "iscsi",
-            Self::Sas => "sas",
-            Self::Mmc => "mmc",
-            Self::Virtual => "virtual",
-            Self::FileBackedVirtual => "file-backed-virtual",
-            Self::Nvme => "nvme",
-            Self::Unrecognized(value) => value,
-        }
-    }
-    /// Reads a wire value; one this schema does not know is kept.
-    pub fn from_wire(value: &str) -> Self {
-        match value {
-            "ide" => Self::Ide,
-            "fdc" => Self::Fdc,
-            "scsi" => Self::Scsi,
-            "virtio" => Self::Virtio,
-            "xen" => Self::Xen,
-            "usb" => Self::Usb,
-            "uml" => Self::Uml,
-            "sata" => Self::Sata,
-            "sd" => Self::Sd,
-            "unknown" => Self::Unknown,
-            "ieee1394" => Self::Ieee1394,
-            "ssa" => Self::Ssa,
-            "fibre" => Self::Fibre,
-            "raid" => Self::Raid,
-            "iscsi" => Self::Iscsi,
-            "sas" => Self::Sas,
-            "mmc" => Self::Mmc,
-            "virtual" => Self::Virtual,
-            "file-backed-virtual" => Self::FileBackedVirtual,
-            "nvme" => Self::Nvme,
-            other => Self::Unrecognized(other.to_owned()),
-        }
-    }
-}
-impl ::std::fmt::Display for GuestDiskBusType {
-    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-impl ::qapi_runtime::serde::Serialize for GuestDiskBusType {
-    fn serialize<S: ::qapi_runtime::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-impl<'de> ::qapi_runtime::serde::Deserialize<'de> for GuestDiskBusType {
-    fn deserialize<D: ::qapi_runtime::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        let value = <::std::string::String as ::qapi_runtime::serde::Deserialize>::deserialize(
-            deserializer,
-        )?;
-        ::std::result::Result::Ok(Self::from_wire(&value))
-    }
-}
+::qapi_runtime::impl_enum!(
+    GuestDiskBusType, Unrecognized, [Ide = "ide", Fdc = "fdc", Scsi = "scsi", Virtio =
+    "virtio", Xen = "xen", Usb = "usb", Uml = "uml", Sata = "sata", Sd = "sd", Unknown =
+    "unknown", Ieee1394 = "ieee1394", Ssa = "ssa", Fibre = "fibre", Raid = "raid", Iscsi
+    = "iscsi", Sas = "sas", Mmc = "mmc", Virtual = "virtual", FileBackedVirtual =
+    "file-backed-virtual", Nvme = "nvme"]
+);
 /// Location of a device on the guest's PCI bus.
 ///
 /// Since: 2.2
@@ -1102,129 +855,13 @@ pub enum GuestDiskSmart {
     /// A branch this schema does not know, as sent by a newer peer.
     Unrecognized(::qapi_runtime::UnknownVariant),
 }
-impl ::qapi_runtime::serde::Serialize for GuestDiskSmart {
-    fn serialize<S: ::qapi_runtime::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        use ::qapi_runtime::serde::ser::Error as _;
-        let (
-            tag,
-            branch,
-        ): (&str, ::std::option::Option<::qapi_runtime::serde_json::Value>) = match self {
-            Self::Nvme(v) => {
-                (
-                    "nvme",
-                    ::std::option::Option::Some(
-                        ::qapi_runtime::serde_json::to_value(v)
-                            .map_err(S::Error::custom)?,
-                    ),
-                )
-            }
-            Self::Ide => ("ide", ::std::option::Option::None),
-            Self::Fdc => ("fdc", ::std::option::Option::None),
-            Self::Scsi => ("scsi", ::std::option::Option::None),
-            Self::Virtio => ("virtio", ::std::option::Option::None),
-            Self::Xen => ("xen", ::std::option::Option::None),
-            Self::Usb => ("usb", ::std::option::Option::None),
-            Self::Uml => ("uml", ::std::option::Option::None),
-            Self::Sata => ("sata", ::std::option::Option::None),
-            Self::Sd => ("sd", ::std::option::Option::None),
-            Self::Unknown => ("unknown", ::std::option::Option::None),
-            Self::Ieee1394 => ("ieee1394", ::std::option::Option::None),
-            Self::Ssa => ("ssa", ::std::option::Option::None),
-            Self::Fibre => ("fibre", ::std::option::Option::None),
-            Self::Raid => ("raid", ::std::option::Option::None),
-            Self::Iscsi => ("iscsi", ::std::option::Option::None),
-            Self::Sas => ("sas", ::std::option::Option::None),
-            Self::Mmc => ("mmc", ::std::option::Option::None),
-            Self::Virtual => ("virtual", ::std::option::Option::None),
-            Self::FileBackedVirtual => {
-                ("file-backed-virtual", ::std::option::Option::None)
-            }
-            Self::Unrecognized(u) => {
-                (
-                    u.tag.as_str(),
-                    ::std::option::Option::Some(
-                        ::qapi_runtime::serde_json::Value::Object(u.members.clone()),
-                    ),
-                )
-            }
-        };
-        let mut map = <::qapi_runtime::serde_json::Map<
-            ::std::string::String,
-            ::qapi_runtime::serde_json::Value,
-        >>::new();
-        map.insert("type".into(), tag.into());
-        if let ::std::option::Option::Some(
-            ::qapi_runtime::serde_json::Value::Object(members),
-        ) = branch {
-            map.extend(members);
-        }
-        ::qapi_runtime::serde::Serialize::serialize(&map, serializer)
-    }
-}
-impl<'de> ::qapi_runtime::serde::Deserialize<'de> for GuestDiskSmart {
-    fn deserialize<D: ::qapi_runtime::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        use ::qapi_runtime::serde::de::Error as _;
-        let mut map = <::qapi_runtime::serde_json::Map<
-            ::std::string::String,
-            ::qapi_runtime::serde_json::Value,
-        > as ::qapi_runtime::serde::Deserialize>::deserialize(deserializer)?;
-        let tag = match map.remove("type") {
-            ::std::option::Option::Some(
-                ::qapi_runtime::serde_json::Value::String(tag),
-            ) => tag,
-            ::std::option::Option::Some(_) => {
-                return ::std::result::Result::Err(
-                    D::Error::custom(concat!("member '", "type", "' is not a string")),
-                );
-            }
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(D::Error::missing_field("type"));
-            }
-        };
-        ::std::result::Result::Ok(
-            match tag.as_str() {
-                "nvme" => {
-                    Self::Nvme(
-                        ::qapi_runtime::serde_json::from_value(
-                                ::qapi_runtime::serde_json::Value::Object(map),
-                            )
-                            .map_err(D::Error::custom)?,
-                    )
-                }
-                "ide" => Self::Ide,
-                "fdc" => Self::Fdc,
-                "scsi" => Self::Scsi,
-                "virtio" => Self::Virtio,
-                "xen" => Self::Xen,
-                "usb" => Self::Usb,
-                "uml" => Self::Uml,
-                "sata" => Self::Sata,
-                "sd" => Self::Sd,
-                "unknown" => Self::Unknown,
-                "ieee1394" => Self::Ieee1394,
-                "ssa" => Self::Ssa,
-                "fibre" => Self::Fibre,
-                "raid" => Self::Raid,
-                "iscsi" => Self::Iscsi,
-                "sas" => Self::Sas,
-                "mmc" => Self::Mmc,
-                "virtual" => Self::Virtual,
-                "file-backed-virtual" => Self::FileBackedVirtual,
-                _ => {
-                    Self::Unrecognized(::qapi_runtime::UnknownVariant {
-                        tag,
-                        members: map,
-                    })
-                }
-            },
-        )
-    }
-}
+::qapi_runtime::impl_union!(
+    enum GuestDiskSmart, tag = "type", other = Unrecognized, [Nvme = "nvme"(v), Ide =
+    "ide", Fdc = "fdc", Scsi = "scsi", Virtio = "virtio", Xen = "xen", Usb = "usb", Uml =
+    "uml", Sata = "sata", Sd = "sd", Unknown = "unknown", Ieee1394 = "ieee1394", Ssa =
+    "ssa", Fibre = "fibre", Raid = "raid", Iscsi = "iscsi", Sas = "sas", Mmc = "mmc",
+    Virtual = "virtual", FileBackedVirtual = "file-backed-virtual"]
+);
 /// A block device of the guest: a whole disk or a partition.
 ///
 /// Since: 5.2
@@ -1374,58 +1011,11 @@ pub enum GuestMemoryBlockResponseType {
     /// A value this schema does not know, as sent by a newer peer.
     Unrecognized(::std::string::String),
 }
-impl GuestMemoryBlockResponseType {
-    /// The values this schema defines, as on the wire.
-    pub const VALUES: &'static [&'static str] = &[
-        "success",
-        "not-found",
-        "operation-not-supported",
-        "operation-failed",
-    ];
-    /// The value as on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            Self::Success => "success",
-            Self::NotFound => "not-found",
-            Self::OperationNotSupported => "operation-not-supported",
-            Self::OperationFailed => "operation-failed",
-            Self::Unrecognized(value) => value,
-        }
-    }
-    /// Reads a wire value; one this schema does not know is kept.
-    pub fn from_wire(value: &str) -> Self {
-        match value {
-            "success" => Self::Success,
-            "not-found" => Self::NotFound,
-            "operation-not-supported" => Self::OperationNotSupported,
-            "operation-failed" => Self::OperationFailed,
-            other => Self::Unrecognized(other.to_owned()),
-        }
-    }
-}
-impl ::std::fmt::Display for GuestMemoryBlockResponseType {
-    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-impl ::qapi_runtime::serde::Serialize for GuestMemoryBlockResponseType {
-    fn serialize<S: ::qapi_runtime::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-impl<'de> ::qapi_runtime::serde::Deserialize<'de> for GuestMemoryBlockResponseType {
-    fn deserialize<D: ::qapi_runtime::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        let value = <::std::string::String as ::qapi_runtime::serde::Deserialize>::deserialize(
-            deserializer,
-        )?;
-        ::std::result::Result::Ok(Self::from_wire(&value))
-    }
-}
+::qapi_runtime::impl_enum!(
+    GuestMemoryBlockResponseType, Unrecognized, [Success = "success", NotFound =
+    "not-found", OperationNotSupported = "operation-not-supported", OperationFailed =
+    "operation-failed"]
+);
 /// Outcome for one entry of `guest-set-memory-blocks`.
 ///
 /// Since: 2.3
@@ -1597,61 +1187,10 @@ pub enum GuestExecCaptureOutputMode {
     /// A value this schema does not know, as sent by a newer peer.
     Unrecognized(::std::string::String),
 }
-impl GuestExecCaptureOutputMode {
-    /// The values this schema defines, as on the wire.
-    pub const VALUES: &'static [&'static str] = &[
-        "none",
-        "stdout",
-        "stderr",
-        "separated",
-        "merged",
-    ];
-    /// The value as on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            Self::None => "none",
-            Self::Stdout => "stdout",
-            Self::Stderr => "stderr",
-            Self::Separated => "separated",
-            Self::Merged => "merged",
-            Self::Unrecognized(value) => value,
-        }
-    }
-    /// Reads a wire value; one this schema does not know is kept.
-    pub fn from_wire(value: &str) -> Self {
-        match value {
-            "none" => Self::None,
-            "stdout" => Self::Stdout,
-            "stderr" => Self::Stderr,
-            "separated" => Self::Separated,
-            "merged" => Self::Merged,
-            other => Self::Unrecognized(other.to_owned()),
-        }
-    }
-}
-impl ::std::fmt::Display for GuestExecCaptureOutputMode {
-    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-impl ::qapi_runtime::serde::Serialize for GuestExecCaptureOutputMode {
-    fn serialize<S: ::qapi_runtime::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-impl<'de> ::qapi_runtime::serde::Deserialize<'de> for GuestExecCaptureOutputMode {
-    fn deserialize<D: ::qapi_runtime::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        let value = <::std::string::String as ::qapi_runtime::serde::Deserialize>::deserialize(
-            deserializer,
-        )?;
-        ::std::result::Result::Ok(Self::from_wire(&value))
-    }
-}
+::qapi_runtime::impl_enum!(
+    GuestExecCaptureOutputMode, Unrecognized, [None = "none", Stdout = "stdout", Stderr =
+    "stderr", Separated = "separated", Merged = "merged"]
+);
 /// Output collection setting for `guest-exec`, as a flag or a mode.
 ///
 /// Since: 8.0
@@ -1663,41 +1202,10 @@ pub enum GuestExecCaptureOutput {
     /// the streams to collect; the recommended form
     Mode(GuestExecCaptureOutputMode),
 }
-impl ::qapi_runtime::serde::Serialize for GuestExecCaptureOutput {
-    fn serialize<S: ::qapi_runtime::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        match self {
-            Self::Flag(v) => ::qapi_runtime::serde::Serialize::serialize(v, serializer),
-            Self::Mode(v) => ::qapi_runtime::serde::Serialize::serialize(v, serializer),
-        }
-    }
-}
-impl<'de> ::qapi_runtime::serde::Deserialize<'de> for GuestExecCaptureOutput {
-    fn deserialize<D: ::qapi_runtime::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        use ::qapi_runtime::serde::de::Error as _;
-        let value = <::qapi_runtime::serde_json::Value as ::qapi_runtime::serde::Deserialize>::deserialize(
-            deserializer,
-        )?;
-        match &value {
-            ::qapi_runtime::serde_json::Value::Bool(_) => {
-                ::qapi_runtime::serde_json::from_value(value)
-                    .map(Self::Flag)
-                    .map_err(D::Error::custom)
-            }
-            ::qapi_runtime::serde_json::Value::String(_) => {
-                ::qapi_runtime::serde_json::from_value(value)
-                    .map(Self::Mode)
-                    .map_err(D::Error::custom)
-            }
-            #[allow(unreachable_patterns)]
-            _ => ::std::result::Result::Err(D::Error::custom("one of: boolean, string")),
-        }
-    }
-}
+::qapi_runtime::impl_alternate!(
+    GuestExecCaptureOutput, "one of: boolean, string", [Flag = "boolean", Mode =
+    "string"]
+);
 /// Arguments of `guest-exec`.
 #[derive(
     Clone,
@@ -1888,47 +1396,7 @@ pub enum GuestDeviceType {
     /// A value this schema does not know, as sent by a newer peer.
     Unrecognized(::std::string::String),
 }
-impl GuestDeviceType {
-    /// The values this schema defines, as on the wire.
-    pub const VALUES: &'static [&'static str] = &["pci"];
-    /// The value as on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            Self::Pci => "pci",
-            Self::Unrecognized(value) => value,
-        }
-    }
-    /// Reads a wire value; one this schema does not know is kept.
-    pub fn from_wire(value: &str) -> Self {
-        match value {
-            "pci" => Self::Pci,
-            other => Self::Unrecognized(other.to_owned()),
-        }
-    }
-}
-impl ::std::fmt::Display for GuestDeviceType {
-    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-impl ::qapi_runtime::serde::Serialize for GuestDeviceType {
-    fn serialize<S: ::qapi_runtime::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-impl<'de> ::qapi_runtime::serde::Deserialize<'de> for GuestDeviceType {
-    fn deserialize<D: ::qapi_runtime::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        let value = <::std::string::String as ::qapi_runtime::serde::Deserialize>::deserialize(
-            deserializer,
-        )?;
-        ::std::result::Result::Ok(Self::from_wire(&value))
-    }
-}
+::qapi_runtime::impl_enum!(GuestDeviceType, Unrecognized, [Pci = "pci"]);
 /// PCI identification of a device.
 ///
 /// Since: 5.2
@@ -1964,89 +1432,9 @@ pub enum GuestDeviceId {
     /// A branch this schema does not know, as sent by a newer peer.
     Unrecognized(::qapi_runtime::UnknownVariant),
 }
-impl ::qapi_runtime::serde::Serialize for GuestDeviceId {
-    fn serialize<S: ::qapi_runtime::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        use ::qapi_runtime::serde::ser::Error as _;
-        let (
-            tag,
-            branch,
-        ): (&str, ::std::option::Option<::qapi_runtime::serde_json::Value>) = match self {
-            Self::Pci(v) => {
-                (
-                    "pci",
-                    ::std::option::Option::Some(
-                        ::qapi_runtime::serde_json::to_value(v)
-                            .map_err(S::Error::custom)?,
-                    ),
-                )
-            }
-            Self::Unrecognized(u) => {
-                (
-                    u.tag.as_str(),
-                    ::std::option::Option::Some(
-                        ::qapi_runtime::serde_json::Value::Object(u.members.clone()),
-                    ),
-                )
-            }
-        };
-        let mut map = <::qapi_runtime::serde_json::Map<
-            ::std::string::String,
-            ::qapi_runtime::serde_json::Value,
-        >>::new();
-        map.insert("type".into(), tag.into());
-        if let ::std::option::Option::Some(
-            ::qapi_runtime::serde_json::Value::Object(members),
-        ) = branch {
-            map.extend(members);
-        }
-        ::qapi_runtime::serde::Serialize::serialize(&map, serializer)
-    }
-}
-impl<'de> ::qapi_runtime::serde::Deserialize<'de> for GuestDeviceId {
-    fn deserialize<D: ::qapi_runtime::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        use ::qapi_runtime::serde::de::Error as _;
-        let mut map = <::qapi_runtime::serde_json::Map<
-            ::std::string::String,
-            ::qapi_runtime::serde_json::Value,
-        > as ::qapi_runtime::serde::Deserialize>::deserialize(deserializer)?;
-        let tag = match map.remove("type") {
-            ::std::option::Option::Some(
-                ::qapi_runtime::serde_json::Value::String(tag),
-            ) => tag,
-            ::std::option::Option::Some(_) => {
-                return ::std::result::Result::Err(
-                    D::Error::custom(concat!("member '", "type", "' is not a string")),
-                );
-            }
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(D::Error::missing_field("type"));
-            }
-        };
-        ::std::result::Result::Ok(
-            match tag.as_str() {
-                "pci" => {
-                    Self::Pci(
-                        ::qapi_runtime::serde_json::from_value(
-                                ::qapi_runtime::serde_json::Value::Object(map),
-                            )
-                            .map_err(D::Error::custom)?,
-                    )
-                }
-                _ => {
-                    Self::Unrecognized(::qapi_runtime::UnknownVariant {
-                        tag,
-                        members: map,
-                    })
-                }
-            },
-        )
-    }
-}
+::qapi_runtime::impl_union!(
+    enum GuestDeviceId, tag = "type", other = Unrecognized, [Pci = "pci"(v)]
+);
 /// A guest device and the driver bound to it.
 ///
 /// Since: 5.2
@@ -2323,47 +1711,7 @@ pub enum GuestCpuStatsType {
     /// A value this schema does not know, as sent by a newer peer.
     Unrecognized(::std::string::String),
 }
-impl GuestCpuStatsType {
-    /// The values this schema defines, as on the wire.
-    pub const VALUES: &'static [&'static str] = &["linux"];
-    /// The value as on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            Self::Linux => "linux",
-            Self::Unrecognized(value) => value,
-        }
-    }
-    /// Reads a wire value; one this schema does not know is kept.
-    pub fn from_wire(value: &str) -> Self {
-        match value {
-            "linux" => Self::Linux,
-            other => Self::Unrecognized(other.to_owned()),
-        }
-    }
-}
-impl ::std::fmt::Display for GuestCpuStatsType {
-    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-impl ::qapi_runtime::serde::Serialize for GuestCpuStatsType {
-    fn serialize<S: ::qapi_runtime::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-impl<'de> ::qapi_runtime::serde::Deserialize<'de> for GuestCpuStatsType {
-    fn deserialize<D: ::qapi_runtime::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        let value = <::std::string::String as ::qapi_runtime::serde::Deserialize>::deserialize(
-            deserializer,
-        )?;
-        ::std::result::Result::Ok(Self::from_wire(&value))
-    }
-}
+::qapi_runtime::impl_enum!(GuestCpuStatsType, Unrecognized, [Linux = "linux"]);
 /// Time a CPU of a Linux guest has spent in each state, taken from
 /// /proc/stat.  The comment in parentheses gives the first kernel
 /// version that provides an optional counter.
@@ -2427,89 +1775,9 @@ pub enum GuestCpuStats {
     /// A branch this schema does not know, as sent by a newer peer.
     Unrecognized(::qapi_runtime::UnknownVariant),
 }
-impl ::qapi_runtime::serde::Serialize for GuestCpuStats {
-    fn serialize<S: ::qapi_runtime::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        use ::qapi_runtime::serde::ser::Error as _;
-        let (
-            tag,
-            branch,
-        ): (&str, ::std::option::Option<::qapi_runtime::serde_json::Value>) = match self {
-            Self::Linux(v) => {
-                (
-                    "linux",
-                    ::std::option::Option::Some(
-                        ::qapi_runtime::serde_json::to_value(v)
-                            .map_err(S::Error::custom)?,
-                    ),
-                )
-            }
-            Self::Unrecognized(u) => {
-                (
-                    u.tag.as_str(),
-                    ::std::option::Option::Some(
-                        ::qapi_runtime::serde_json::Value::Object(u.members.clone()),
-                    ),
-                )
-            }
-        };
-        let mut map = <::qapi_runtime::serde_json::Map<
-            ::std::string::String,
-            ::qapi_runtime::serde_json::Value,
-        >>::new();
-        map.insert("type".into(), tag.into());
-        if let ::std::option::Option::Some(
-            ::qapi_runtime::serde_json::Value::Object(members),
-        ) = branch {
-            map.extend(members);
-        }
-        ::qapi_runtime::serde::Serialize::serialize(&map, serializer)
-    }
-}
-impl<'de> ::qapi_runtime::serde::Deserialize<'de> for GuestCpuStats {
-    fn deserialize<D: ::qapi_runtime::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        use ::qapi_runtime::serde::de::Error as _;
-        let mut map = <::qapi_runtime::serde_json::Map<
-            ::std::string::String,
-            ::qapi_runtime::serde_json::Value,
-        > as ::qapi_runtime::serde::Deserialize>::deserialize(deserializer)?;
-        let tag = match map.remove("type") {
-            ::std::option::Option::Some(
-                ::qapi_runtime::serde_json::Value::String(tag),
-            ) => tag,
-            ::std::option::Option::Some(_) => {
-                return ::std::result::Result::Err(
-                    D::Error::custom(concat!("member '", "type", "' is not a string")),
-                );
-            }
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(D::Error::missing_field("type"));
-            }
-        };
-        ::std::result::Result::Ok(
-            match tag.as_str() {
-                "linux" => {
-                    Self::Linux(
-                        ::qapi_runtime::serde_json::from_value(
-                                ::qapi_runtime::serde_json::Value::Object(map),
-                            )
-                            .map_err(D::Error::custom)?,
-                    )
-                }
-                _ => {
-                    Self::Unrecognized(::qapi_runtime::UnknownVariant {
-                        tag,
-                        members: map,
-                    })
-                }
-            },
-        )
-    }
-}
+::qapi_runtime::impl_union!(
+    enum GuestCpuStats, tag = "type", other = Unrecognized, [Linux = "linux"(v)]
+);
 /// Average system load of the guest over three time windows.
 ///
 /// Since: 10.0
@@ -2594,128 +1862,32 @@ pub struct GuestNetworkRoute {
 /// Every command of the schema with its flags, condition and
 /// features, in schema order: what `guest-info` reports.
 pub static COMMANDS: [::qapi_runtime::CommandInfo; 44usize] = [
-    ::qapi_runtime::CommandInfo {
-        name: "guest-sync-delimited",
-        success_response: true,
-        allow_oob: false,
-        condition: ::std::option::Option::None,
-        features: &[],
-        has_arguments: true,
-        arguments: &desc::GUEST_SYNC_DELIMITED_ARGS_MEMBERS,
-    },
-    ::qapi_runtime::CommandInfo {
-        name: "guest-sync",
-        success_response: true,
-        allow_oob: false,
-        condition: ::std::option::Option::None,
-        features: &[],
-        has_arguments: true,
-        arguments: &desc::GUEST_SYNC_ARGS_MEMBERS,
-    },
-    ::qapi_runtime::CommandInfo {
-        name: "guest-ping",
-        success_response: true,
-        allow_oob: false,
-        condition: ::std::option::Option::None,
-        features: &[],
-        has_arguments: false,
-        arguments: &::qapi_runtime::desc::NO_MEMBERS,
-    },
-    ::qapi_runtime::CommandInfo {
-        name: "guest-get-time",
-        success_response: true,
-        allow_oob: false,
-        condition: ::std::option::Option::None,
-        features: &[],
-        has_arguments: false,
-        arguments: &::qapi_runtime::desc::NO_MEMBERS,
-    },
-    ::qapi_runtime::CommandInfo {
-        name: "guest-set-time",
-        success_response: true,
-        allow_oob: false,
-        condition: ::std::option::Option::None,
-        features: &[],
-        has_arguments: true,
-        arguments: &desc::GUEST_SET_TIME_ARGS_MEMBERS,
-    },
-    ::qapi_runtime::CommandInfo {
-        name: "guest-info",
-        success_response: true,
-        allow_oob: false,
-        condition: ::std::option::Option::None,
-        features: &[],
-        has_arguments: false,
-        arguments: &::qapi_runtime::desc::NO_MEMBERS,
-    },
-    ::qapi_runtime::CommandInfo {
-        name: "guest-shutdown",
-        success_response: false,
-        allow_oob: false,
-        condition: ::std::option::Option::None,
-        features: &[],
-        has_arguments: true,
-        arguments: &desc::GUEST_SHUTDOWN_ARGS_MEMBERS,
-    },
-    ::qapi_runtime::CommandInfo {
-        name: "guest-file-open",
-        success_response: true,
-        allow_oob: false,
-        condition: ::std::option::Option::None,
-        features: &[],
-        has_arguments: true,
-        arguments: &desc::GUEST_FILE_OPEN_ARGS_MEMBERS,
-    },
-    ::qapi_runtime::CommandInfo {
-        name: "guest-file-close",
-        success_response: true,
-        allow_oob: false,
-        condition: ::std::option::Option::None,
-        features: &[],
-        has_arguments: true,
-        arguments: &desc::GUEST_FILE_CLOSE_ARGS_MEMBERS,
-    },
-    ::qapi_runtime::CommandInfo {
-        name: "guest-file-read",
-        success_response: true,
-        allow_oob: false,
-        condition: ::std::option::Option::None,
-        features: &[],
-        has_arguments: true,
-        arguments: &desc::GUEST_FILE_READ_ARGS_MEMBERS,
-    },
-    ::qapi_runtime::CommandInfo {
-        name: "guest-file-write",
-        success_response: true,
-        allow_oob: false,
-        condition: ::std::option::Option::None,
-        features: &[],
-        has_arguments: true,
-        arguments: &desc::GUEST_FILE_WRITE_ARGS_MEMBERS,
-    },
-    ::qapi_runtime::CommandInfo {
-        name: "guest-file-seek",
-        success_response: true,
-        allow_oob: false,
-        condition: ::std::option::Option::None,
-        features: &[],
-        has_arguments: true,
-        arguments: &desc::GUEST_FILE_SEEK_ARGS_MEMBERS,
-    },
-    ::qapi_runtime::CommandInfo {
-        name: "guest-file-flush",
-        success_response: true,
-        allow_oob: false,
-        condition: ::std::option::Option::None,
-        features: &[],
-        has_arguments: true,
-        arguments: &desc::GUEST_FILE_FLUSH_ARGS_MEMBERS,
-    },
-    ::qapi_runtime::CommandInfo {
-        name: "guest-fsfreeze-status",
-        success_response: true,
-        allow_oob: false,
-        condition: ::std::option::Option::Some(
+    ::qapi_runtime::CommandInfo::new("guest-sync-delimited")
+        .with_arguments(&desc::GUEST_SYNC_DELIMITED_ARGS_MEMBERS),
+    ::qapi_runtime::CommandInfo::new("guest-sync")
+        .with_arguments(&desc::GUEST_SYNC_ARGS_MEMBERS),
+    ::qapi_runtime::CommandInfo::new("guest-ping"),
+    ::qapi_runtime::CommandInfo::new("guest-get-time"),
+    ::qapi_runtime::CommandInfo::new("guest-set-time")
+        .with_arguments(&desc::GUEST_SET_TIME_ARGS_MEMBERS),
+    ::qapi_runtime::CommandInfo::new("guest-info"),
+    ::qapi_runtime::CommandInfo::new("guest-shutdown")
+        .with_arguments(&desc::GUEST_SHUTDOWN_ARGS_MEMBERS)
+        .without_success_response(),
+    ::qapi_runtime::CommandInfo::new("guest-file-open")
+        .with_arguments(&desc::GUEST_FILE_OPEN_ARGS_MEMBERS),
+    ::qapi_runtime::CommandInfo::new("guest-file-close")
+        .with_arguments(&desc::GUEST_FILE_CLOSE_ARGS_MEMBERS),
+    ::qapi_runtime::CommandInfo::new("guest-file-read")
+        .with_arguments(&desc::GUEST_FILE_READ_ARGS_MEMBERS),
+    ::qapi_runtime::CommandInfo::new("guest-file-write")
+        .with_arguments(&desc::GUEST_FILE_WRITE_ARGS_MEMBERS),
+    ::qapi_runtime::CommandInfo::new("guest-file-seek")
+        .with_arguments(&desc::GUEST_FILE_SEEK_ARGS_MEMBERS),
+    ::qapi_runtime::CommandInfo::new("guest-file-flush")
+        .with_arguments(&desc::GUEST_FILE_FLUSH_ARGS_MEMBERS),
+    ::qapi_runtime::CommandInfo::new("guest-fsfreeze-status")
+        .with_condition(
             &::qapi_runtime::Cond::Any(
                 &[
                     ::qapi_runtime::Cond::Name("CONFIG_WIN32"),
@@ -2723,15 +1895,8 @@ pub static COMMANDS: [::qapi_runtime::CommandInfo; 44usize] = [
                 ],
             ),
         ),
-        features: &[],
-        has_arguments: false,
-        arguments: &::qapi_runtime::desc::NO_MEMBERS,
-    },
-    ::qapi_runtime::CommandInfo {
-        name: "guest-fsfreeze-freeze",
-        success_response: true,
-        allow_oob: false,
-        condition: ::std::option::Option::Some(
+    ::qapi_runtime::CommandInfo::new("guest-fsfreeze-freeze")
+        .with_condition(
             &::qapi_runtime::Cond::Any(
                 &[
                     ::qapi_runtime::Cond::Name("CONFIG_WIN32"),
@@ -2739,15 +1904,9 @@ pub static COMMANDS: [::qapi_runtime::CommandInfo; 44usize] = [
                 ],
             ),
         ),
-        features: &[],
-        has_arguments: false,
-        arguments: &::qapi_runtime::desc::NO_MEMBERS,
-    },
-    ::qapi_runtime::CommandInfo {
-        name: "guest-fsfreeze-freeze-list",
-        success_response: true,
-        allow_oob: false,
-        condition: ::std::option::Option::Some(
+    ::qapi_runtime::CommandInfo::new("guest-fsfreeze-freeze-list")
+        .with_arguments(&desc::GUEST_FSFREEZE_FREEZE_LIST_ARGS_MEMBERS)
+        .with_condition(
             &::qapi_runtime::Cond::Any(
                 &[
                     ::qapi_runtime::Cond::Name("CONFIG_WIN32"),
@@ -2755,15 +1914,8 @@ pub static COMMANDS: [::qapi_runtime::CommandInfo; 44usize] = [
                 ],
             ),
         ),
-        features: &[],
-        has_arguments: true,
-        arguments: &desc::GUEST_FSFREEZE_FREEZE_LIST_ARGS_MEMBERS,
-    },
-    ::qapi_runtime::CommandInfo {
-        name: "guest-fsfreeze-thaw",
-        success_response: true,
-        allow_oob: false,
-        condition: ::std::option::Option::Some(
+    ::qapi_runtime::CommandInfo::new("guest-fsfreeze-thaw")
+        .with_condition(
             &::qapi_runtime::Cond::Any(
                 &[
                     ::qapi_runtime::Cond::Name("CONFIG_WIN32"),
@@ -2771,15 +1923,9 @@ pub static COMMANDS: [::qapi_runtime::CommandInfo; 44usize] = [
                 ],
             ),
         ),
-        features: &[],
-        has_arguments: false,
-        arguments: &::qapi_runtime::desc::NO_MEMBERS,
-    },
-    ::qapi_runtime::CommandInfo {
-        name: "guest-fstrim",
-        success_response: true,
-        allow_oob: false,
-        condition: ::std::option::Option::Some(
+    ::qapi_runtime::CommandInfo::new("guest-fstrim")
+        .with_arguments(&desc::GUEST_FSTRIM_ARGS_MEMBERS)
+        .with_condition(
             &::qapi_runtime::Cond::Any(
                 &[
                     ::qapi_runtime::Cond::Name("CONFIG_WIN32"),
@@ -2787,15 +1933,9 @@ pub static COMMANDS: [::qapi_runtime::CommandInfo; 44usize] = [
                 ],
             ),
         ),
-        features: &[],
-        has_arguments: true,
-        arguments: &desc::GUEST_FSTRIM_ARGS_MEMBERS,
-    },
-    ::qapi_runtime::CommandInfo {
-        name: "guest-suspend-disk",
-        success_response: false,
-        allow_oob: false,
-        condition: ::std::option::Option::Some(
+    ::qapi_runtime::CommandInfo::new("guest-suspend-disk")
+        .without_success_response()
+        .with_condition(
             &::qapi_runtime::Cond::Any(
                 &[
                     ::qapi_runtime::Cond::Name("CONFIG_LINUX"),
@@ -2803,15 +1943,9 @@ pub static COMMANDS: [::qapi_runtime::CommandInfo; 44usize] = [
                 ],
             ),
         ),
-        features: &[],
-        has_arguments: false,
-        arguments: &::qapi_runtime::desc::NO_MEMBERS,
-    },
-    ::qapi_runtime::CommandInfo {
-        name: "guest-suspend-ram",
-        success_response: false,
-        allow_oob: false,
-        condition: ::std::option::Option::Some(
+    ::qapi_runtime::CommandInfo::new("guest-suspend-ram")
+        .without_success_response()
+        .with_condition(
             &::qapi_runtime::Cond::Any(
                 &[
                     ::qapi_runtime::Cond::Name("CONFIG_LINUX"),
@@ -2819,26 +1953,11 @@ pub static COMMANDS: [::qapi_runtime::CommandInfo; 44usize] = [
                 ],
             ),
         ),
-        features: &[],
-        has_arguments: false,
-        arguments: &::qapi_runtime::desc::NO_MEMBERS,
-    },
-    ::qapi_runtime::CommandInfo {
-        name: "guest-suspend-hybrid",
-        success_response: false,
-        allow_oob: false,
-        condition: ::std::option::Option::Some(
-            &::qapi_runtime::Cond::Name("CONFIG_LINUX"),
-        ),
-        features: &[],
-        has_arguments: false,
-        arguments: &::qapi_runtime::desc::NO_MEMBERS,
-    },
-    ::qapi_runtime::CommandInfo {
-        name: "guest-network-get-interfaces",
-        success_response: true,
-        allow_oob: false,
-        condition: ::std::option::Option::Some(
+    ::qapi_runtime::CommandInfo::new("guest-suspend-hybrid")
+        .without_success_response()
+        .with_condition(&::qapi_runtime::Cond::Name("CONFIG_LINUX")),
+    ::qapi_runtime::CommandInfo::new("guest-network-get-interfaces")
+        .with_condition(
             &::qapi_runtime::Cond::Any(
                 &[
                     ::qapi_runtime::Cond::Name("CONFIG_WIN32"),
@@ -2846,15 +1965,8 @@ pub static COMMANDS: [::qapi_runtime::CommandInfo; 44usize] = [
                 ],
             ),
         ),
-        features: &[],
-        has_arguments: false,
-        arguments: &::qapi_runtime::desc::NO_MEMBERS,
-    },
-    ::qapi_runtime::CommandInfo {
-        name: "guest-get-vcpus",
-        success_response: true,
-        allow_oob: false,
-        condition: ::std::option::Option::Some(
+    ::qapi_runtime::CommandInfo::new("guest-get-vcpus")
+        .with_condition(
             &::qapi_runtime::Cond::Any(
                 &[
                     ::qapi_runtime::Cond::Name("CONFIG_LINUX"),
@@ -2862,26 +1974,11 @@ pub static COMMANDS: [::qapi_runtime::CommandInfo; 44usize] = [
                 ],
             ),
         ),
-        features: &[],
-        has_arguments: false,
-        arguments: &::qapi_runtime::desc::NO_MEMBERS,
-    },
-    ::qapi_runtime::CommandInfo {
-        name: "guest-set-vcpus",
-        success_response: true,
-        allow_oob: false,
-        condition: ::std::option::Option::Some(
-            &::qapi_runtime::Cond::Name("CONFIG_LINUX"),
-        ),
-        features: &[],
-        has_arguments: true,
-        arguments: &desc::GUEST_SET_VCPUS_ARGS_MEMBERS,
-    },
-    ::qapi_runtime::CommandInfo {
-        name: "guest-get-disks",
-        success_response: true,
-        allow_oob: false,
-        condition: ::std::option::Option::Some(
+    ::qapi_runtime::CommandInfo::new("guest-set-vcpus")
+        .with_arguments(&desc::GUEST_SET_VCPUS_ARGS_MEMBERS)
+        .with_condition(&::qapi_runtime::Cond::Name("CONFIG_LINUX")),
+    ::qapi_runtime::CommandInfo::new("guest-get-disks")
+        .with_condition(
             &::qapi_runtime::Cond::Any(
                 &[
                     ::qapi_runtime::Cond::Name("CONFIG_WIN32"),
@@ -2889,15 +1986,8 @@ pub static COMMANDS: [::qapi_runtime::CommandInfo; 44usize] = [
                 ],
             ),
         ),
-        features: &[],
-        has_arguments: false,
-        arguments: &::qapi_runtime::desc::NO_MEMBERS,
-    },
-    ::qapi_runtime::CommandInfo {
-        name: "guest-get-fsinfo",
-        success_response: true,
-        allow_oob: false,
-        condition: ::std::option::Option::Some(
+    ::qapi_runtime::CommandInfo::new("guest-get-fsinfo")
+        .with_condition(
             &::qapi_runtime::Cond::Any(
                 &[
                     ::qapi_runtime::Cond::Name("CONFIG_WIN32"),
@@ -2905,15 +1995,9 @@ pub static COMMANDS: [::qapi_runtime::CommandInfo; 44usize] = [
                 ],
             ),
         ),
-        features: &[],
-        has_arguments: false,
-        arguments: &::qapi_runtime::desc::NO_MEMBERS,
-    },
-    ::qapi_runtime::CommandInfo {
-        name: "guest-set-user-password",
-        success_response: true,
-        allow_oob: false,
-        condition: ::std::option::Option::Some(
+    ::qapi_runtime::CommandInfo::new("guest-set-user-password")
+        .with_arguments(&desc::GUEST_SET_USER_PASSWORD_ARGS_MEMBERS)
+        .with_condition(
             &::qapi_runtime::Cond::Any(
                 &[
                     ::qapi_runtime::Cond::Name("CONFIG_WIN32"),
@@ -2922,75 +2006,20 @@ pub static COMMANDS: [::qapi_runtime::CommandInfo; 44usize] = [
                 ],
             ),
         ),
-        features: &[],
-        has_arguments: true,
-        arguments: &desc::GUEST_SET_USER_PASSWORD_ARGS_MEMBERS,
-    },
-    ::qapi_runtime::CommandInfo {
-        name: "guest-get-memory-blocks",
-        success_response: true,
-        allow_oob: false,
-        condition: ::std::option::Option::Some(
-            &::qapi_runtime::Cond::Name("CONFIG_LINUX"),
-        ),
-        features: &[],
-        has_arguments: false,
-        arguments: &::qapi_runtime::desc::NO_MEMBERS,
-    },
-    ::qapi_runtime::CommandInfo {
-        name: "guest-set-memory-blocks",
-        success_response: true,
-        allow_oob: false,
-        condition: ::std::option::Option::Some(
-            &::qapi_runtime::Cond::Name("CONFIG_LINUX"),
-        ),
-        features: &[],
-        has_arguments: true,
-        arguments: &desc::GUEST_SET_MEMORY_BLOCKS_ARGS_MEMBERS,
-    },
-    ::qapi_runtime::CommandInfo {
-        name: "guest-get-memory-block-info",
-        success_response: true,
-        allow_oob: false,
-        condition: ::std::option::Option::Some(
-            &::qapi_runtime::Cond::Name("CONFIG_LINUX"),
-        ),
-        features: &[],
-        has_arguments: false,
-        arguments: &::qapi_runtime::desc::NO_MEMBERS,
-    },
-    ::qapi_runtime::CommandInfo {
-        name: "guest-exec-status",
-        success_response: true,
-        allow_oob: false,
-        condition: ::std::option::Option::None,
-        features: &[],
-        has_arguments: true,
-        arguments: &desc::GUEST_EXEC_STATUS_ARGS_MEMBERS,
-    },
-    ::qapi_runtime::CommandInfo {
-        name: "guest-exec",
-        success_response: true,
-        allow_oob: false,
-        condition: ::std::option::Option::None,
-        features: &[],
-        has_arguments: true,
-        arguments: &desc::GUEST_EXEC_ARGS_MEMBERS,
-    },
-    ::qapi_runtime::CommandInfo {
-        name: "guest-get-host-name",
-        success_response: true,
-        allow_oob: false,
-        condition: ::std::option::Option::None,
-        features: &[],
-        has_arguments: false,
-        arguments: &::qapi_runtime::desc::NO_MEMBERS,
-    },
-    ::qapi_runtime::CommandInfo {
-        name: "guest-get-users",
-        success_response: true,
-        allow_oob: false,
-        condition: ::std::option::Option::Some(
+    ::qapi_runtime::CommandInfo::new("guest-get-memory-blocks")
+        .with_condition(&::qapi_runtime::Cond::Name("CONFIG_LINUX")),
+    ::qapi_runtime::CommandInfo::new("guest-set-memory-blocks")
+        .with_arguments(&desc::GUEST_SET_MEMORY_BLOCKS_ARGS_MEMBERS)
+        .with_condition(&::qapi_runtime::Cond::Name("CONFIG_LINUX")),
+    ::qapi_runtime::CommandInfo::new("guest-get-memory-block-info")
+        .with_condition(&::qapi_runtime::Cond::Name("CONFIG_LINUX")),
+    ::qapi_runtime::CommandInfo::new("guest-exec-status")
+        .with_arguments(&desc::GUEST_EXEC_STATUS_ARGS_MEMBERS),
+    ::qapi_runtime::CommandInfo::new("guest-exec")
+        .with_arguments(&desc::GUEST_EXEC_ARGS_MEMBERS),
+    ::qapi_runtime::CommandInfo::new("guest-get-host-name"),
+    ::qapi_runtime::CommandInfo::new("guest-get-users")
+        .with_condition(
             &::qapi_runtime::Cond::Any(
                 &[
                     ::qapi_runtime::Cond::Name("CONFIG_WIN32"),
@@ -2998,93 +2027,22 @@ pub static COMMANDS: [::qapi_runtime::CommandInfo; 44usize] = [
                 ],
             ),
         ),
-        features: &[],
-        has_arguments: false,
-        arguments: &::qapi_runtime::desc::NO_MEMBERS,
-    },
-    ::qapi_runtime::CommandInfo {
-        name: "guest-get-timezone",
-        success_response: true,
-        allow_oob: false,
-        condition: ::std::option::Option::None,
-        features: &[],
-        has_arguments: false,
-        arguments: &::qapi_runtime::desc::NO_MEMBERS,
-    },
-    ::qapi_runtime::CommandInfo {
-        name: "guest-get-osinfo",
-        success_response: true,
-        allow_oob: false,
-        condition: ::std::option::Option::None,
-        features: &[],
-        has_arguments: false,
-        arguments: &::qapi_runtime::desc::NO_MEMBERS,
-    },
-    ::qapi_runtime::CommandInfo {
-        name: "guest-get-devices",
-        success_response: true,
-        allow_oob: false,
-        condition: ::std::option::Option::Some(
-            &::qapi_runtime::Cond::Name("CONFIG_WIN32"),
-        ),
-        features: &[],
-        has_arguments: false,
-        arguments: &::qapi_runtime::desc::NO_MEMBERS,
-    },
-    ::qapi_runtime::CommandInfo {
-        name: "guest-ssh-get-authorized-keys",
-        success_response: true,
-        allow_oob: false,
-        condition: ::std::option::Option::None,
-        features: &[],
-        has_arguments: true,
-        arguments: &desc::GUEST_SSH_GET_AUTHORIZED_KEYS_ARGS_MEMBERS,
-    },
-    ::qapi_runtime::CommandInfo {
-        name: "guest-ssh-add-authorized-keys",
-        success_response: true,
-        allow_oob: false,
-        condition: ::std::option::Option::None,
-        features: &[],
-        has_arguments: true,
-        arguments: &desc::GUEST_SSH_ADD_AUTHORIZED_KEYS_ARGS_MEMBERS,
-    },
-    ::qapi_runtime::CommandInfo {
-        name: "guest-ssh-remove-authorized-keys",
-        success_response: true,
-        allow_oob: false,
-        condition: ::std::option::Option::None,
-        features: &[],
-        has_arguments: true,
-        arguments: &desc::GUEST_SSH_REMOVE_AUTHORIZED_KEYS_ARGS_MEMBERS,
-    },
-    ::qapi_runtime::CommandInfo {
-        name: "guest-get-diskstats",
-        success_response: true,
-        allow_oob: false,
-        condition: ::std::option::Option::Some(
-            &::qapi_runtime::Cond::Name("CONFIG_LINUX"),
-        ),
-        features: &[],
-        has_arguments: false,
-        arguments: &::qapi_runtime::desc::NO_MEMBERS,
-    },
-    ::qapi_runtime::CommandInfo {
-        name: "guest-get-cpustats",
-        success_response: true,
-        allow_oob: false,
-        condition: ::std::option::Option::Some(
-            &::qapi_runtime::Cond::Name("CONFIG_LINUX"),
-        ),
-        features: &[],
-        has_arguments: false,
-        arguments: &::qapi_runtime::desc::NO_MEMBERS,
-    },
-    ::qapi_runtime::CommandInfo {
-        name: "guest-get-load",
-        success_response: true,
-        allow_oob: false,
-        condition: ::std::option::Option::Some(
+    ::qapi_runtime::CommandInfo::new("guest-get-timezone"),
+    ::qapi_runtime::CommandInfo::new("guest-get-osinfo"),
+    ::qapi_runtime::CommandInfo::new("guest-get-devices")
+        .with_condition(&::qapi_runtime::Cond::Name("CONFIG_WIN32")),
+    ::qapi_runtime::CommandInfo::new("guest-ssh-get-authorized-keys")
+        .with_arguments(&desc::GUEST_SSH_GET_AUTHORIZED_KEYS_ARGS_MEMBERS),
+    ::qapi_runtime::CommandInfo::new("guest-ssh-add-authorized-keys")
+        .with_arguments(&desc::GUEST_SSH_ADD_AUTHORIZED_KEYS_ARGS_MEMBERS),
+    ::qapi_runtime::CommandInfo::new("guest-ssh-remove-authorized-keys")
+        .with_arguments(&desc::GUEST_SSH_REMOVE_AUTHORIZED_KEYS_ARGS_MEMBERS),
+    ::qapi_runtime::CommandInfo::new("guest-get-diskstats")
+        .with_condition(&::qapi_runtime::Cond::Name("CONFIG_LINUX")),
+    ::qapi_runtime::CommandInfo::new("guest-get-cpustats")
+        .with_condition(&::qapi_runtime::Cond::Name("CONFIG_LINUX")),
+    ::qapi_runtime::CommandInfo::new("guest-get-load")
+        .with_condition(
             &::qapi_runtime::Cond::Any(
                 &[
                     ::qapi_runtime::Cond::Name("CONFIG_WIN32"),
@@ -3092,26 +2050,34 @@ pub static COMMANDS: [::qapi_runtime::CommandInfo; 44usize] = [
                 ],
             ),
         ),
-        features: &[],
-        has_arguments: false,
-        arguments: &::qapi_runtime::desc::NO_MEMBERS,
-    },
-    ::qapi_runtime::CommandInfo {
-        name: "guest-network-get-route",
-        success_response: true,
-        allow_oob: false,
-        condition: ::std::option::Option::Some(
-            &::qapi_runtime::Cond::Name("CONFIG_LINUX"),
-        ),
-        features: &[],
-        has_arguments: false,
-        arguments: &::qapi_runtime::desc::NO_MEMBERS,
-    },
+    ::qapi_runtime::CommandInfo::new("guest-network-get-route")
+        .with_condition(&::qapi_runtime::Cond::Name("CONFIG_LINUX")),
 ];
 /// One type per command, for the runtime's typed call and dispatch
 /// paths.
 pub mod commands {
     /// The `guest-sync-delimited` command.
+    ///
+    /// Resynchronize the channel, with a framing byte.  The agent first
+    /// writes a single 0xFF byte and then replies with the `id` it was
+    /// given.
+    ///
+    /// A client issues this command right after connecting and again after
+    /// any timeout on its side, including a timeout while waiting for the
+    /// reply to this very command.  Until the reply carrying its own `id`
+    /// arrives, the client throws away everything it reads: that data may
+    /// be left over from an earlier session.  Seeing the 0xFF byte tells
+    /// the client to reset its JSON lexer and parser, since a fresh reply
+    /// starts right after it; a client may also simply skip all input up
+    /// to that byte.
+    ///
+    /// In the other direction, the client should send a 0xFF byte just
+    /// before the request, so that the agent drops any incomplete JSON
+    /// input a previous client may have left behind.
+    ///
+    /// Returns: the `id` value from the request
+    ///
+    /// Since: 1.1
     #[derive(Clone, Copy, Debug)]
     pub struct GuestSyncDelimited;
     impl ::qapi_runtime::Command for GuestSyncDelimited {
@@ -3122,6 +2088,28 @@ pub mod commands {
         type Returns = i64;
     }
     /// The `guest-sync` command.
+    ///
+    /// Resynchronize the channel by having the agent echo a value back.
+    ///
+    /// The client discards every reply until one carries the `id` it sent;
+    /// anything before that may be stale output meant for someone else.
+    /// Without a framing byte, the client alone must cope with stale
+    /// replies, complete or truncated, that precede the one it waits for.
+    ///
+    /// That is easy when the client reads replies one line at a time and
+    /// parses each line separately, although a line of leftover garbage
+    /// can still fail to parse.  It cannot be done reliably when a partial
+    /// reply was already fed into a streaming parser, for example one that
+    /// consumes a character at a time; such clients should use
+    /// `guest-sync-delimited` instead.
+    ///
+    /// As with the delimited variant, sending a 0xFF byte before this
+    /// request makes the agent discard incomplete input from an earlier
+    /// session.
+    ///
+    /// Returns: the `id` value from the request
+    ///
+    /// Since: 0.15.0
     #[derive(Clone, Copy, Debug)]
     pub struct GuestSync;
     impl ::qapi_runtime::Command for GuestSync {
@@ -3132,6 +2120,11 @@ pub mod commands {
         type Returns = i64;
     }
     /// The `guest-ping` command.
+    ///
+    /// Check that the agent is alive and answering.  The command does
+    /// nothing; a reply without an error is the whole result.
+    ///
+    /// Since: 0.15.0
     #[derive(Clone, Copy, Debug)]
     pub struct GuestPing;
     impl ::qapi_runtime::Command for GuestPing {
@@ -3142,6 +2135,12 @@ pub mod commands {
         type Returns = ::qapi_runtime::Empty;
     }
     /// The `guest-get-time` command.
+    ///
+    /// Read the guest's system clock.
+    ///
+    /// Returns: nanoseconds elapsed since 1970-01-01 00:00:00 UTC
+    ///
+    /// Since: 1.5
     #[derive(Clone, Copy, Debug)]
     pub struct GuestGetTime;
     impl ::qapi_runtime::Command for GuestGetTime {
@@ -3152,6 +2151,20 @@ pub mod commands {
         type Returns = i64;
     }
     /// The `guest-set-time` command.
+    ///
+    /// Set the guest's system clock, then copy it into the hardware clock
+    /// (RTC).
+    ///
+    /// A guest that was paused for a long time, or saved to a file and
+    /// restored later, keeps running with a clock that is far behind, and
+    /// NTP may refuse to correct a jump that large.  This command lets
+    /// the host fix the clock directly.
+    ///
+    /// When `time` is omitted, the agent takes the new system time from the
+    /// RTC instead.  Not every guest operating system can do that (Windows
+    /// cannot), so passing an explicit value is the portable choice.
+    ///
+    /// Since: 1.5
     #[derive(Clone, Copy, Debug)]
     pub struct GuestSetTime;
     impl ::qapi_runtime::Command for GuestSetTime {
@@ -3162,6 +2175,10 @@ pub mod commands {
         type Returns = ::qapi_runtime::Empty;
     }
     /// The `guest-info` command.
+    ///
+    /// Report the agent's version and the commands it implements.
+    ///
+    /// Since: 0.15.0
     #[derive(Clone, Copy, Debug)]
     pub struct GuestInfo;
     impl ::qapi_runtime::Command for GuestInfo {
@@ -3172,6 +2189,18 @@ pub mod commands {
         type Returns = super::GuestAgentInfo;
     }
     /// The `guest-shutdown` command.
+    ///
+    /// Ask the guest operating system to shut down or restart.
+    ///
+    /// The request is only started, not awaited, and nothing guarantees
+    /// that the shutdown completes.  No reply is sent when it succeeds.
+    /// To confirm success, watch the QEMU process exit with status zero,
+    /// or, if QEMU runs with --no-shutdown, poll the QMP `query-status`
+    /// command until the VM status becomes "shutdown".
+    ///
+    /// Since: 0.15.0
+    ///
+    /// The agent sends no reply on success: a client call returns once the request is sent, or with the error the agent answers instead.
     #[derive(Clone, Copy, Debug)]
     pub struct GuestShutdown;
     impl ::qapi_runtime::Command for GuestShutdown {
@@ -3180,6 +2209,12 @@ pub mod commands {
     }
     impl ::qapi_runtime::NoReplyCommand for GuestShutdown {}
     /// The `guest-file-open` command.
+    ///
+    /// Open a file inside the guest.
+    ///
+    /// Returns: a handle to pass to the other guest-file commands
+    ///
+    /// Since: 0.15.0
     #[derive(Clone, Copy, Debug)]
     pub struct GuestFileOpen;
     impl ::qapi_runtime::Command for GuestFileOpen {
@@ -3190,6 +2225,10 @@ pub mod commands {
         type Returns = i64;
     }
     /// The `guest-file-close` command.
+    ///
+    /// Close a file handle and release it.
+    ///
+    /// Since: 0.15.0
     #[derive(Clone, Copy, Debug)]
     pub struct GuestFileClose;
     impl ::qapi_runtime::Command for GuestFileClose {
@@ -3200,6 +2239,12 @@ pub mod commands {
         type Returns = ::qapi_runtime::Empty;
     }
     /// The `guest-file-read` command.
+    ///
+    /// Read from an open guest file.  The data comes back base64-encoded.
+    /// The command is meant for occasional, small transfers such as
+    /// fetching a log file, so a single read is capped at 48 MB.
+    ///
+    /// Since: 0.15.0
     #[derive(Clone, Copy, Debug)]
     pub struct GuestFileRead;
     impl ::qapi_runtime::Command for GuestFileRead {
@@ -3210,6 +2255,10 @@ pub mod commands {
         type Returns = super::GuestFileRead;
     }
     /// The `guest-file-write` command.
+    ///
+    /// Write data to an open guest file.
+    ///
+    /// Since: 0.15.0
     #[derive(Clone, Copy, Debug)]
     pub struct GuestFileWrite;
     impl ::qapi_runtime::Command for GuestFileWrite {
@@ -3220,6 +2269,13 @@ pub mod commands {
         type Returns = super::GuestFileWrite;
     }
     /// The `guest-file-seek` command.
+    ///
+    /// Move the position of an open guest file, in the manner of fseek(),
+    /// and report where it ended up.  Seeking by zero bytes from the
+    /// current position therefore just tells the current offset, like
+    /// ftell().
+    ///
+    /// Since: 0.15.0
     #[derive(Clone, Copy, Debug)]
     pub struct GuestFileSeek;
     impl ::qapi_runtime::Command for GuestFileSeek {
@@ -3230,6 +2286,11 @@ pub mod commands {
         type Returns = super::GuestFileSeek;
     }
     /// The `guest-file-flush` command.
+    ///
+    /// Push data the agent still buffers for an open file down to the
+    /// guest kernel.
+    ///
+    /// Since: 0.15.0
     #[derive(Clone, Copy, Debug)]
     pub struct GuestFileFlush;
     impl ::qapi_runtime::Command for GuestFileFlush {
@@ -3240,6 +2301,16 @@ pub mod commands {
         type Returns = ::qapi_runtime::Empty;
     }
     /// The `guest-fsfreeze-status` command.
+    ///
+    /// Report whether the agent has frozen the guest filesystems.
+    ///
+    /// The agent only tracks freezes it performed itself.  If some other
+    /// program in the guest froze or thawed filesystems, the answer can be
+    /// wrong.
+    ///
+    /// Since: 0.15.0
+    ///
+    /// Offered by guests where `{'any': ['CONFIG_WIN32', 'CONFIG_FSFREEZE']}` holds.
     #[derive(Clone, Copy, Debug)]
     pub struct GuestFsfreezeStatus;
     impl ::qapi_runtime::Command for GuestFsfreezeStatus {
@@ -3250,6 +2321,23 @@ pub mod commands {
         type Returns = super::GuestFsfreezeStatus;
     }
     /// The `guest-fsfreeze-freeze` command.
+    ///
+    /// Flush and freeze every local guest filesystem that supports
+    /// freezing.  After a successful call, use `guest-fsfreeze-thaw` to
+    /// release them.
+    ///
+    /// If anything fails, every filesystem is thawed again.  When the call
+    /// ends up freezing nothing, `guest-fsfreeze-status` keeps reporting
+    /// "thawed" and no thaw is needed.
+    ///
+    /// On Windows guests the freeze goes through the Volume Shadow Copy
+    /// Service, which lifts it again after at most 10 seconds.
+    ///
+    /// Returns: how many filesystems are frozen now
+    ///
+    /// Since: 0.15.0
+    ///
+    /// Offered by guests where `{'any': ['CONFIG_WIN32', 'CONFIG_FSFREEZE']}` holds.
     #[derive(Clone, Copy, Debug)]
     pub struct GuestFsfreezeFreeze;
     impl ::qapi_runtime::Command for GuestFsfreezeFreeze {
@@ -3260,6 +2348,15 @@ pub mod commands {
         type Returns = i64;
     }
     /// The `guest-fsfreeze-freeze-list` command.
+    ///
+    /// Like `guest-fsfreeze-freeze`, but only for selected filesystems.
+    /// If anything fails, every filesystem is thawed again.
+    ///
+    /// Returns: how many filesystems are frozen now
+    ///
+    /// Since: 2.2
+    ///
+    /// Offered by guests where `{'any': ['CONFIG_WIN32', 'CONFIG_FSFREEZE']}` holds.
     #[derive(Clone, Copy, Debug)]
     pub struct GuestFsfreezeFreezeList;
     impl ::qapi_runtime::Command for GuestFsfreezeFreezeList {
@@ -3270,6 +2367,18 @@ pub mod commands {
         type Returns = i64;
     }
     /// The `guest-fsfreeze-thaw` command.
+    ///
+    /// Thaw every frozen guest filesystem.
+    ///
+    /// A result smaller than the count returned by the earlier freeze
+    /// means that some filesystems were thawed by someone else in the
+    /// meantime, so their contents may have changed.
+    ///
+    /// Returns: how many filesystems this call thawed
+    ///
+    /// Since: 0.15.0
+    ///
+    /// Offered by guests where `{'any': ['CONFIG_WIN32', 'CONFIG_FSFREEZE']}` holds.
     #[derive(Clone, Copy, Debug)]
     pub struct GuestFsfreezeThaw;
     impl ::qapi_runtime::Command for GuestFsfreezeThaw {
@@ -3280,6 +2389,15 @@ pub mod commands {
         type Returns = i64;
     }
     /// The `guest-fstrim` command.
+    ///
+    /// Tell the storage beneath the guest filesystems which blocks are
+    /// free, so that it can discard them (the "trim" operation).
+    ///
+    /// Returns: the outcome for each filesystem (since 2.4)
+    ///
+    /// Since: 1.2
+    ///
+    /// Offered by guests where `{'any': ['CONFIG_WIN32', 'CONFIG_FSTRIM']}` holds.
     #[derive(Clone, Copy, Debug)]
     pub struct GuestFstrim;
     impl ::qapi_runtime::Command for GuestFstrim {
@@ -3290,6 +2408,29 @@ pub mod commands {
         type Returns = super::GuestFilesystemTrimResponse;
     }
     /// The `guest-suspend-disk` command.
+    ///
+    /// Hibernate the guest, saving its state to disk and powering off.
+    ///
+    /// On Linux, the agent tries systemd's hibernate first, then the
+    /// pm-hibernate tool of pm-utils, and finally writes to the kernel's
+    /// power interface in sysfs.
+    ///
+    /// No reply is sent when the command succeeds.  The QEMU process
+    /// exiting with status zero, or the QMP `query-status` command
+    /// reporting "shutdown" when QEMU runs with --no-shutdown, strongly
+    /// suggests success, though a shutdown for an unrelated reason looks
+    /// the same.
+    ///
+    /// Once the guest has been resumed, run `guest-sync` before sending
+    /// anything else.
+    ///
+    /// Errors: - If the guest cannot hibernate, Unsupported
+    ///
+    /// Since: 1.1
+    ///
+    /// The agent sends no reply on success: a client call returns once the request is sent, or with the error the agent answers instead.
+    ///
+    /// Offered by guests where `{'any': ['CONFIG_LINUX', 'CONFIG_WIN32']}` holds.
     #[derive(Clone, Copy, Debug)]
     pub struct GuestSuspendDisk;
     impl ::qapi_runtime::Command for GuestSuspendDisk {
@@ -3298,6 +2439,31 @@ pub mod commands {
     }
     impl ::qapi_runtime::NoReplyCommand for GuestSuspendDisk {}
     /// The `guest-suspend-ram` command.
+    ///
+    /// Put the guest to sleep, keeping its state in memory.
+    ///
+    /// On Linux, the agent tries systemd first, then the pm-utils tools,
+    /// and finally writes to the kernel's power interface in sysfs.
+    ///
+    /// Waking the guest up again needs QEMU support.  Before issuing this
+    /// command, make sure the QMP `query-current-machine` command reports
+    /// wakeup-suspend-support as true.  Otherwise the guest may never wake
+    /// up, and only a hard power cycle brings it back.
+    ///
+    /// No reply is sent when the command succeeds.  Success shows as a
+    /// `SUSPEND` QMP event from QEMU, or as the status "suspended" in the
+    /// output of the QMP `query-status` command.
+    ///
+    /// Once the guest has been resumed, run `guest-sync` before sending
+    /// anything else.
+    ///
+    /// Errors: - If the guest cannot suspend to RAM, Unsupported
+    ///
+    /// Since: 1.1
+    ///
+    /// The agent sends no reply on success: a client call returns once the request is sent, or with the error the agent answers instead.
+    ///
+    /// Offered by guests where `{'any': ['CONFIG_LINUX', 'CONFIG_WIN32']}` holds.
     #[derive(Clone, Copy, Debug)]
     pub struct GuestSuspendRam;
     impl ::qapi_runtime::Command for GuestSuspendRam {
@@ -3306,6 +2472,32 @@ pub mod commands {
     }
     impl ::qapi_runtime::NoReplyCommand for GuestSuspendRam {}
     /// The `guest-suspend-hybrid` command.
+    ///
+    /// Write the guest state to disk, then put the guest to sleep with its
+    /// state also kept in memory.
+    ///
+    /// The agent tries systemd's hybrid-sleep first and pm-suspend-hybrid
+    /// from pm-utils second.
+    ///
+    /// Waking the guest up again needs QEMU support.  Before issuing this
+    /// command, make sure the QMP `query-current-machine` command reports
+    /// wakeup-suspend-support as true.  Otherwise the guest may never wake
+    /// up, and only a hard power cycle brings it back.
+    ///
+    /// No reply is sent when the command succeeds.  Success shows as a
+    /// `SUSPEND` QMP event from QEMU, or as the status "suspended" in the
+    /// output of the QMP `query-status` command.
+    ///
+    /// Once the guest has been resumed, run `guest-sync` before sending
+    /// anything else.
+    ///
+    /// Errors: - If the guest cannot do a hybrid suspend, Unsupported
+    ///
+    /// Since: 1.1
+    ///
+    /// The agent sends no reply on success: a client call returns once the request is sent, or with the error the agent answers instead.
+    ///
+    /// Offered by guests where `CONFIG_LINUX` holds.
     #[derive(Clone, Copy, Debug)]
     pub struct GuestSuspendHybrid;
     impl ::qapi_runtime::Command for GuestSuspendHybrid {
@@ -3314,6 +2506,13 @@ pub mod commands {
     }
     impl ::qapi_runtime::NoReplyCommand for GuestSuspendHybrid {}
     /// The `guest-network-get-interfaces` command.
+    ///
+    /// List the guest's network interfaces with their hardware addresses,
+    /// IP addresses and prefix lengths.
+    ///
+    /// Since: 1.1
+    ///
+    /// Offered by guests where `{'any': ['CONFIG_WIN32', 'HAVE_GETIFADDRS']}` holds.
     #[derive(Clone, Copy, Debug)]
     pub struct GuestNetworkGetInterfaces;
     impl ::qapi_runtime::Command for GuestNetworkGetInterfaces {
@@ -3324,6 +2523,15 @@ pub mod commands {
         type Returns = ::std::vec::Vec<super::GuestNetworkInterface>;
     }
     /// The `guest-get-vcpus` command.
+    ///
+    /// List the guest's virtual CPUs.  Nothing in the guest is changed.
+    ///
+    /// Returns: every CPU the guest knows of, each listed once, in no
+    /// particular order
+    ///
+    /// Since: 1.5
+    ///
+    /// Offered by guests where `{'any': ['CONFIG_LINUX', 'CONFIG_WIN32']}` holds.
     #[derive(Clone, Copy, Debug)]
     pub struct GuestGetVcpus;
     impl ::qapi_runtime::Command for GuestGetVcpus {
@@ -3334,6 +2542,23 @@ pub mod commands {
         type Returns = ::std::vec::Vec<super::GuestLogicalProcessor>;
     }
     /// The `guest-set-vcpus` command.
+    ///
+    /// Bring guest virtual CPUs online or take them offline.
+    ///
+    /// Returns: how many entries at the start of `vcpus` were applied; the
+    /// agent goes as far as it can.  Zero means `vcpus` was empty and
+    /// nothing changed.  A value between zero and the list length
+    /// means the entries up to that point took effect and the next one
+    /// failed; resubmitting the remaining entries shows the error, if
+    /// it persists.  The list length means that everything was
+    /// applied.
+    ///
+    /// Errors: - If the very first entry of `vcpus` cannot be applied; the guest
+    ///   is left unchanged
+    ///
+    /// Since: 1.5
+    ///
+    /// Offered by guests where `CONFIG_LINUX` holds.
     #[derive(Clone, Copy, Debug)]
     pub struct GuestSetVcpus;
     impl ::qapi_runtime::Command for GuestSetVcpus {
@@ -3344,6 +2569,17 @@ pub mod commands {
         type Returns = i64;
     }
     /// The `guest-get-disks` command.
+    ///
+    /// List the guest's block devices.
+    ///
+    /// Returns: the disks and partitions of the guest.  Windows guests
+    /// only report physical disks.  Linux guests report every top-level
+    /// block device with a non-zero size, which includes removable
+    /// media, loop devices and network block devices.
+    ///
+    /// Since: 5.2
+    ///
+    /// Offered by guests where `{'any': ['CONFIG_WIN32', 'CONFIG_LIBUDEV']}` holds.
     #[derive(Clone, Copy, Debug)]
     pub struct GuestGetDisks;
     impl ::qapi_runtime::Command for GuestGetDisks {
@@ -3354,6 +2590,16 @@ pub mod commands {
         type Returns = ::std::vec::Vec<super::GuestDiskInfo>;
     }
     /// The `guest-get-fsinfo` command.
+    ///
+    /// List the filesystems mounted in the guest.
+    ///
+    /// Returns: one entry for each local mounted filesystem; network
+    /// filesystems such as NFS or CIFS are left out.  The mount points
+    /// reported can be passed to `guest-fsfreeze-freeze-list`.
+    ///
+    /// Since: 2.2
+    ///
+    /// Offered by guests where `{'any': ['CONFIG_WIN32', 'CONFIG_LINUX']}` holds.
     #[derive(Clone, Copy, Debug)]
     pub struct GuestGetFsinfo;
     impl ::qapi_runtime::Command for GuestGetFsinfo {
@@ -3364,6 +2610,21 @@ pub mod commands {
         type Returns = ::std::vec::Vec<super::GuestFilesystemInfo>;
     }
     /// The `guest-set-user-password` command.
+    ///
+    /// Change the password of a guest user account.
+    ///
+    /// With `crypted` set, the caller supplies an already hashed password
+    /// and must pick a hashing scheme the guest accepts; the agent passes
+    /// it on without checking it.  Consult the guest operating system's
+    /// documentation for the supported schemes.  Some guests require the
+    /// clear-text password and cannot honour `crypted` at all.
+    ///
+    /// Whether hashed or not, `password` is always sent base64-encoded, so
+    /// that arbitrary bytes survive the JSON transport.
+    ///
+    /// Since: 2.3
+    ///
+    /// Offered by guests where `{'any': ['CONFIG_WIN32', 'CONFIG_LINUX', 'CONFIG_FREEBSD']}` holds.
     #[derive(Clone, Copy, Debug)]
     pub struct GuestSetUserPassword;
     impl ::qapi_runtime::Command for GuestSetUserPassword {
@@ -3374,6 +2635,15 @@ pub mod commands {
         type Returns = ::qapi_runtime::Empty;
     }
     /// The `guest-get-memory-blocks` command.
+    ///
+    /// List the guest's memory blocks.  Nothing in the guest is changed.
+    ///
+    /// Returns: every memory block the guest knows of, each listed once,
+    /// in no particular order
+    ///
+    /// Since: 2.3
+    ///
+    /// Offered by guests where `CONFIG_LINUX` holds.
     #[derive(Clone, Copy, Debug)]
     pub struct GuestGetMemoryBlocks;
     impl ::qapi_runtime::Command for GuestGetMemoryBlocks {
@@ -3384,6 +2654,16 @@ pub mod commands {
         type Returns = ::std::vec::Vec<super::GuestMemoryBlock>;
     }
     /// The `guest-set-memory-blocks` command.
+    ///
+    /// Bring guest memory blocks online or take them offline.
+    ///
+    /// Returns: one outcome for each entry of `mem-blks`, in the same
+    /// order.  The list is empty, and the guest unchanged, when
+    /// `mem-blks` is empty or the request as a whole failed.
+    ///
+    /// Since: 2.3
+    ///
+    /// Offered by guests where `CONFIG_LINUX` holds.
     #[derive(Clone, Copy, Debug)]
     pub struct GuestSetMemoryBlocks;
     impl ::qapi_runtime::Command for GuestSetMemoryBlocks {
@@ -3394,6 +2674,12 @@ pub mod commands {
         type Returns = ::std::vec::Vec<super::GuestMemoryBlockResponse>;
     }
     /// The `guest-get-memory-block-info` command.
+    ///
+    /// Report properties shared by all guest memory blocks.
+    ///
+    /// Since: 2.3
+    ///
+    /// Offered by guests where `CONFIG_LINUX` holds.
     #[derive(Clone, Copy, Debug)]
     pub struct GuestGetMemoryBlockInfo;
     impl ::qapi_runtime::Command for GuestGetMemoryBlockInfo {
@@ -3404,6 +2690,12 @@ pub mod commands {
         type Returns = super::GuestMemoryBlockInfo;
     }
     /// The `guest-exec-status` command.
+    ///
+    /// Query a process started by `guest-exec`.  Once the process has
+    /// ended, this also reaps it and frees what the agent kept about it, so
+    /// the result can be fetched only once after exit.
+    ///
+    /// Since: 2.5
     #[derive(Clone, Copy, Debug)]
     pub struct GuestExecStatus;
     impl ::qapi_runtime::Command for GuestExecStatus {
@@ -3414,6 +2706,13 @@ pub mod commands {
         type Returns = super::GuestExecStatus;
     }
     /// The `guest-exec` command.
+    ///
+    /// Start a program in the guest without waiting for it.  Use
+    /// `guest-exec-status` to follow it.
+    ///
+    /// Returns: the process ID of the new process
+    ///
+    /// Since: 2.5
     #[derive(Clone, Copy, Debug)]
     pub struct GuestExec;
     impl ::qapi_runtime::Command for GuestExec {
@@ -3424,6 +2723,17 @@ pub mod commands {
         type Returns = super::GuestExec;
     }
     /// The `guest-get-host-name` command.
+    ///
+    /// Report the guest's host name.
+    ///
+    /// The name is whatever the guest has configured.  It need not be a
+    /// fully qualified domain name, need not be registered in DNS or any
+    /// other name service, and is not guaranteed to be unique, although it
+    /// usually is.
+    ///
+    /// Returns: the guest's host name
+    ///
+    /// Since: 2.10
     #[derive(Clone, Copy, Debug)]
     pub struct GuestGetHostName;
     impl ::qapi_runtime::Command for GuestGetHostName {
@@ -3434,6 +2744,14 @@ pub mod commands {
         type Returns = super::GuestHostName;
     }
     /// The `guest-get-users` command.
+    ///
+    /// List the users logged in to the guest.
+    ///
+    /// Returns: the logged-in users, each listed once
+    ///
+    /// Since: 2.10
+    ///
+    /// Offered by guests where `{'any': ['CONFIG_WIN32', 'HAVE_UTMPX']}` holds.
     #[derive(Clone, Copy, Debug)]
     pub struct GuestGetUsers;
     impl ::qapi_runtime::Command for GuestGetUsers {
@@ -3444,6 +2762,10 @@ pub mod commands {
         type Returns = ::std::vec::Vec<super::GuestUser>;
     }
     /// The `guest-get-timezone` command.
+    ///
+    /// Report the guest's time zone.
+    ///
+    /// Since: 2.10
     #[derive(Clone, Copy, Debug)]
     pub struct GuestGetTimezone;
     impl ::qapi_runtime::Command for GuestGetTimezone {
@@ -3454,6 +2776,10 @@ pub mod commands {
         type Returns = super::GuestTimezone;
     }
     /// The `guest-get-osinfo` command.
+    ///
+    /// Identify the guest operating system and its kernel.
+    ///
+    /// Since: 2.10
     #[derive(Clone, Copy, Debug)]
     pub struct GuestGetOsinfo;
     impl ::qapi_runtime::Command for GuestGetOsinfo {
@@ -3464,6 +2790,12 @@ pub mod commands {
         type Returns = super::GuestOsInfo;
     }
     /// The `guest-get-devices` command.
+    ///
+    /// List the devices of a Windows guest together with their drivers.
+    ///
+    /// Since: 5.2
+    ///
+    /// Offered by guests where `CONFIG_WIN32` holds.
     #[derive(Clone, Copy, Debug)]
     pub struct GuestGetDevices;
     impl ::qapi_runtime::Command for GuestGetDevices {
@@ -3474,6 +2806,11 @@ pub mod commands {
         type Returns = ::std::vec::Vec<super::GuestDeviceInfo>;
     }
     /// The `guest-ssh-get-authorized-keys` command.
+    ///
+    /// Read the keys in a user's ~/.ssh/authorized_keys file.  Only
+    /// implemented for Unix-like guests.
+    ///
+    /// Since: 5.2
     #[derive(Clone, Copy, Debug)]
     pub struct GuestSshGetAuthorizedKeys;
     impl ::qapi_runtime::Command for GuestSshGetAuthorizedKeys {
@@ -3484,6 +2821,11 @@ pub mod commands {
         type Returns = super::GuestAuthorizedKeys;
     }
     /// The `guest-ssh-add-authorized-keys` command.
+    ///
+    /// Add keys to a user's ~/.ssh/authorized_keys file.  Only implemented
+    /// for Unix-like guests.
+    ///
+    /// Since: 5.2
     #[derive(Clone, Copy, Debug)]
     pub struct GuestSshAddAuthorizedKeys;
     impl ::qapi_runtime::Command for GuestSshAddAuthorizedKeys {
@@ -3494,6 +2836,12 @@ pub mod commands {
         type Returns = ::qapi_runtime::Empty;
     }
     /// The `guest-ssh-remove-authorized-keys` command.
+    ///
+    /// Delete keys from a user's ~/.ssh/authorized_keys file.  Only
+    /// implemented for Unix-like guests.  Keys that are not in the file
+    /// are silently skipped.
+    ///
+    /// Since: 5.2
     #[derive(Clone, Copy, Debug)]
     pub struct GuestSshRemoveAuthorizedKeys;
     impl ::qapi_runtime::Command for GuestSshRemoveAuthorizedKeys {
@@ -3504,6 +2852,14 @@ pub mod commands {
         type Returns = ::qapi_runtime::Empty;
     }
     /// The `guest-get-diskstats` command.
+    ///
+    /// Read the I/O counters of the guest's block devices.
+    ///
+    /// Returns: one entry for each block device
+    ///
+    /// Since: 7.1
+    ///
+    /// Offered by guests where `CONFIG_LINUX` holds.
     #[derive(Clone, Copy, Debug)]
     pub struct GuestGetDiskstats;
     impl ::qapi_runtime::Command for GuestGetDiskstats {
@@ -3514,6 +2870,14 @@ pub mod commands {
         type Returns = ::std::vec::Vec<super::GuestDiskStatsInfo>;
     }
     /// The `guest-get-cpustats` command.
+    ///
+    /// Read the usage statistics of the guest's CPUs.
+    ///
+    /// Returns: one entry for each CPU
+    ///
+    /// Since: 7.1
+    ///
+    /// Offered by guests where `CONFIG_LINUX` holds.
     #[derive(Clone, Copy, Debug)]
     pub struct GuestGetCpustats;
     impl ::qapi_runtime::Command for GuestGetCpustats {
@@ -3524,6 +2888,19 @@ pub mod commands {
         type Returns = ::std::vec::Vec<super::GuestCpuStats>;
     }
     /// The `guest-get-load` command.
+    ///
+    /// Report the guest's load averages.
+    ///
+    /// Windows has no load average of its own.  There, the agent computes
+    /// one from CPU usage in the same way as Linux.  Sampling begins with
+    /// the first call of this command, so early results rest on a shorter
+    /// history than their nominal time windows.
+    ///
+    /// Returns: the three load averages
+    ///
+    /// Since: 10.0
+    ///
+    /// Offered by guests where `{'any': ['CONFIG_WIN32', 'CONFIG_GETLOADAVG']}` holds.
     #[derive(Clone, Copy, Debug)]
     pub struct GuestGetLoad;
     impl ::qapi_runtime::Command for GuestGetLoad {
@@ -3534,6 +2911,14 @@ pub mod commands {
         type Returns = super::GuestLoadAverage;
     }
     /// The `guest-network-get-route` command.
+    ///
+    /// Read the guest's routing table.
+    ///
+    /// Returns: one entry for each route
+    ///
+    /// Since: 9.1
+    ///
+    /// Offered by guests where `CONFIG_LINUX` holds.
     #[derive(Clone, Copy, Debug)]
     pub struct GuestNetworkGetRoute;
     impl ::qapi_runtime::Command for GuestNetworkGetRoute {
@@ -3547,484 +2932,212 @@ pub mod commands {
 /// Type descriptors for checking arguments; used by the dispatcher.
 #[doc(hidden)]
 pub mod desc {
-    pub static GUEST_SYNC_DELIMITED_ARGS_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "id",
-                optional: false,
-                ty: &::qapi_runtime::desc::INT64,
-            },
-        ],
-        branches: ::std::option::Option::None,
+    #[allow(unused_imports)]
+    use ::qapi_runtime::desc as builtin;
+    #[allow(unused_imports)]
+    use ::qapi_runtime::desc::{
+        AlternateDesc, BranchesDesc, MemberDesc, ObjectDesc, TypeDesc,
     };
-    pub static GUEST_SYNC_DELIMITED_ARGS: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
+    pub static GUEST_SYNC_DELIMITED_ARGS_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[MemberDesc::required("id", &builtin::INT64)],
+    );
+    pub static GUEST_SYNC_DELIMITED_ARGS: TypeDesc = TypeDesc::Object(
         &GUEST_SYNC_DELIMITED_ARGS_MEMBERS,
     );
-    pub static GUEST_SYNC_ARGS_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "id",
-                optional: false,
-                ty: &::qapi_runtime::desc::INT64,
-            },
-        ],
-        branches: ::std::option::Option::None,
-    };
-    pub static GUEST_SYNC_ARGS: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
-        &GUEST_SYNC_ARGS_MEMBERS,
+    pub static GUEST_SYNC_ARGS_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[MemberDesc::required("id", &builtin::INT64)],
     );
-    pub static GUEST_SET_TIME_ARGS_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "time",
-                optional: true,
-                ty: &::qapi_runtime::desc::INT64,
-            },
-        ],
-        branches: ::std::option::Option::None,
-    };
-    pub static GUEST_SET_TIME_ARGS: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
+    pub static GUEST_SYNC_ARGS: TypeDesc = TypeDesc::Object(&GUEST_SYNC_ARGS_MEMBERS);
+    pub static GUEST_SET_TIME_ARGS_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[MemberDesc::optional("time", &builtin::INT64)],
+    );
+    pub static GUEST_SET_TIME_ARGS: TypeDesc = TypeDesc::Object(
         &GUEST_SET_TIME_ARGS_MEMBERS,
     );
-    pub static GUEST_AGENT_COMMAND_INFO_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "name",
-                optional: false,
-                ty: &::qapi_runtime::desc::STR,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "enabled",
-                optional: false,
-                ty: &::qapi_runtime::desc::BOOL,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "success-response",
-                optional: false,
-                ty: &::qapi_runtime::desc::BOOL,
-            },
+    pub static GUEST_AGENT_COMMAND_INFO_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[
+            MemberDesc::required("name", &builtin::STR),
+            MemberDesc::required("enabled", &builtin::BOOL),
+            MemberDesc::required("success-response", &builtin::BOOL),
         ],
-        branches: ::std::option::Option::None,
-    };
-    pub static GUEST_AGENT_COMMAND_INFO: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
+    );
+    pub static GUEST_AGENT_COMMAND_INFO: TypeDesc = TypeDesc::Object(
         &GUEST_AGENT_COMMAND_INFO_MEMBERS,
     );
-    pub static GUEST_AGENT_INFO_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "version",
-                optional: false,
-                ty: &::qapi_runtime::desc::STR,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "supported_commands",
-                optional: false,
-                ty: &GUEST_AGENT_COMMAND_INFO_LIST,
-            },
+    pub static GUEST_AGENT_INFO_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[
+            MemberDesc::required("version", &builtin::STR),
+            MemberDesc::required("supported_commands", &GUEST_AGENT_COMMAND_INFO_LIST),
         ],
-        branches: ::std::option::Option::None,
-    };
-    pub static GUEST_AGENT_INFO: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
-        &GUEST_AGENT_INFO_MEMBERS,
     );
-    pub static GUEST_SHUTDOWN_ARGS_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "mode",
-                optional: true,
-                ty: &::qapi_runtime::desc::STR,
-            },
-        ],
-        branches: ::std::option::Option::None,
-    };
-    pub static GUEST_SHUTDOWN_ARGS: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
+    pub static GUEST_AGENT_INFO: TypeDesc = TypeDesc::Object(&GUEST_AGENT_INFO_MEMBERS);
+    pub static GUEST_SHUTDOWN_ARGS_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[MemberDesc::optional("mode", &builtin::STR)],
+    );
+    pub static GUEST_SHUTDOWN_ARGS: TypeDesc = TypeDesc::Object(
         &GUEST_SHUTDOWN_ARGS_MEMBERS,
     );
-    pub static GUEST_FILE_OPEN_ARGS_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "path",
-                optional: false,
-                ty: &::qapi_runtime::desc::STR,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "mode",
-                optional: true,
-                ty: &::qapi_runtime::desc::STR,
-            },
+    pub static GUEST_FILE_OPEN_ARGS_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[
+            MemberDesc::required("path", &builtin::STR),
+            MemberDesc::optional("mode", &builtin::STR),
         ],
-        branches: ::std::option::Option::None,
-    };
-    pub static GUEST_FILE_OPEN_ARGS: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
+    );
+    pub static GUEST_FILE_OPEN_ARGS: TypeDesc = TypeDesc::Object(
         &GUEST_FILE_OPEN_ARGS_MEMBERS,
     );
-    pub static GUEST_FILE_CLOSE_ARGS_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "handle",
-                optional: false,
-                ty: &::qapi_runtime::desc::INT64,
-            },
-        ],
-        branches: ::std::option::Option::None,
-    };
-    pub static GUEST_FILE_CLOSE_ARGS: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
+    pub static GUEST_FILE_CLOSE_ARGS_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[MemberDesc::required("handle", &builtin::INT64)],
+    );
+    pub static GUEST_FILE_CLOSE_ARGS: TypeDesc = TypeDesc::Object(
         &GUEST_FILE_CLOSE_ARGS_MEMBERS,
     );
-    pub static GUEST_FILE_READ_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "count",
-                optional: false,
-                ty: &::qapi_runtime::desc::INT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "buf-b64",
-                optional: false,
-                ty: &::qapi_runtime::desc::STR,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "eof",
-                optional: false,
-                ty: &::qapi_runtime::desc::BOOL,
-            },
+    pub static GUEST_FILE_READ_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[
+            MemberDesc::required("count", &builtin::INT64),
+            MemberDesc::required("buf-b64", &builtin::STR),
+            MemberDesc::required("eof", &builtin::BOOL),
         ],
-        branches: ::std::option::Option::None,
-    };
-    pub static GUEST_FILE_READ: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
-        &GUEST_FILE_READ_MEMBERS,
     );
-    pub static GUEST_FILE_READ_ARGS_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "handle",
-                optional: false,
-                ty: &::qapi_runtime::desc::INT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "count",
-                optional: true,
-                ty: &::qapi_runtime::desc::INT64,
-            },
+    pub static GUEST_FILE_READ: TypeDesc = TypeDesc::Object(&GUEST_FILE_READ_MEMBERS);
+    pub static GUEST_FILE_READ_ARGS_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[
+            MemberDesc::required("handle", &builtin::INT64),
+            MemberDesc::optional("count", &builtin::INT64),
         ],
-        branches: ::std::option::Option::None,
-    };
-    pub static GUEST_FILE_READ_ARGS: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
+    );
+    pub static GUEST_FILE_READ_ARGS: TypeDesc = TypeDesc::Object(
         &GUEST_FILE_READ_ARGS_MEMBERS,
     );
-    pub static GUEST_FILE_WRITE_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "count",
-                optional: false,
-                ty: &::qapi_runtime::desc::INT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "eof",
-                optional: false,
-                ty: &::qapi_runtime::desc::BOOL,
-            },
+    pub static GUEST_FILE_WRITE_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[
+            MemberDesc::required("count", &builtin::INT64),
+            MemberDesc::required("eof", &builtin::BOOL),
         ],
-        branches: ::std::option::Option::None,
-    };
-    pub static GUEST_FILE_WRITE: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
-        &GUEST_FILE_WRITE_MEMBERS,
     );
-    pub static GUEST_FILE_WRITE_ARGS_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "handle",
-                optional: false,
-                ty: &::qapi_runtime::desc::INT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "buf-b64",
-                optional: false,
-                ty: &::qapi_runtime::desc::STR,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "count",
-                optional: true,
-                ty: &::qapi_runtime::desc::INT64,
-            },
+    pub static GUEST_FILE_WRITE: TypeDesc = TypeDesc::Object(&GUEST_FILE_WRITE_MEMBERS);
+    pub static GUEST_FILE_WRITE_ARGS_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[
+            MemberDesc::required("handle", &builtin::INT64),
+            MemberDesc::required("buf-b64", &builtin::STR),
+            MemberDesc::optional("count", &builtin::INT64),
         ],
-        branches: ::std::option::Option::None,
-    };
-    pub static GUEST_FILE_WRITE_ARGS: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
+    );
+    pub static GUEST_FILE_WRITE_ARGS: TypeDesc = TypeDesc::Object(
         &GUEST_FILE_WRITE_ARGS_MEMBERS,
     );
-    pub static GUEST_FILE_SEEK_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "position",
-                optional: false,
-                ty: &::qapi_runtime::desc::INT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "eof",
-                optional: false,
-                ty: &::qapi_runtime::desc::BOOL,
-            },
+    pub static GUEST_FILE_SEEK_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[
+            MemberDesc::required("position", &builtin::INT64),
+            MemberDesc::required("eof", &builtin::BOOL),
         ],
-        branches: ::std::option::Option::None,
-    };
-    pub static GUEST_FILE_SEEK: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
-        &GUEST_FILE_SEEK_MEMBERS,
     );
-    pub static QGA_SEEK: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Enum(
-        &["set", "cur", "end"],
-    );
-    pub static GUEST_FILE_WHENCE: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Alternate(
-        &::qapi_runtime::desc::AlternateDesc {
+    pub static GUEST_FILE_SEEK: TypeDesc = TypeDesc::Object(&GUEST_FILE_SEEK_MEMBERS);
+    pub static QGA_SEEK: TypeDesc = TypeDesc::Enum(&["set", "cur", "end"]);
+    pub static GUEST_FILE_WHENCE: TypeDesc = TypeDesc::Alternate(
+        &AlternateDesc {
             name: "GuestFileWhence",
-            cases: &[&::qapi_runtime::desc::INT64, &QGA_SEEK],
+            cases: &[&builtin::INT64, &QGA_SEEK],
         },
     );
-    pub static GUEST_FILE_SEEK_ARGS_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "handle",
-                optional: false,
-                ty: &::qapi_runtime::desc::INT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "offset",
-                optional: false,
-                ty: &::qapi_runtime::desc::INT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "whence",
-                optional: false,
-                ty: &GUEST_FILE_WHENCE,
-            },
+    pub static GUEST_FILE_SEEK_ARGS_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[
+            MemberDesc::required("handle", &builtin::INT64),
+            MemberDesc::required("offset", &builtin::INT64),
+            MemberDesc::required("whence", &GUEST_FILE_WHENCE),
         ],
-        branches: ::std::option::Option::None,
-    };
-    pub static GUEST_FILE_SEEK_ARGS: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
+    );
+    pub static GUEST_FILE_SEEK_ARGS: TypeDesc = TypeDesc::Object(
         &GUEST_FILE_SEEK_ARGS_MEMBERS,
     );
-    pub static GUEST_FILE_FLUSH_ARGS_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "handle",
-                optional: false,
-                ty: &::qapi_runtime::desc::INT64,
-            },
-        ],
-        branches: ::std::option::Option::None,
-    };
-    pub static GUEST_FILE_FLUSH_ARGS: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
+    pub static GUEST_FILE_FLUSH_ARGS_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[MemberDesc::required("handle", &builtin::INT64)],
+    );
+    pub static GUEST_FILE_FLUSH_ARGS: TypeDesc = TypeDesc::Object(
         &GUEST_FILE_FLUSH_ARGS_MEMBERS,
     );
-    pub static GUEST_FSFREEZE_STATUS: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Enum(
-        &["thawed", "frozen"],
+    pub static GUEST_FSFREEZE_STATUS: TypeDesc = TypeDesc::Enum(&["thawed", "frozen"]);
+    pub static GUEST_FSFREEZE_FREEZE_LIST_ARGS_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[MemberDesc::optional("mountpoints", &STR_LIST)],
     );
-    pub static GUEST_FSFREEZE_FREEZE_LIST_ARGS_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "mountpoints",
-                optional: true,
-                ty: &STR_LIST,
-            },
-        ],
-        branches: ::std::option::Option::None,
-    };
-    pub static GUEST_FSFREEZE_FREEZE_LIST_ARGS: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
+    pub static GUEST_FSFREEZE_FREEZE_LIST_ARGS: TypeDesc = TypeDesc::Object(
         &GUEST_FSFREEZE_FREEZE_LIST_ARGS_MEMBERS,
     );
-    pub static GUEST_FILESYSTEM_TRIM_RESULT_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "path",
-                optional: false,
-                ty: &::qapi_runtime::desc::STR,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "trimmed",
-                optional: true,
-                ty: &::qapi_runtime::desc::INT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "minimum",
-                optional: true,
-                ty: &::qapi_runtime::desc::INT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "error",
-                optional: true,
-                ty: &::qapi_runtime::desc::STR,
-            },
+    pub static GUEST_FILESYSTEM_TRIM_RESULT_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[
+            MemberDesc::required("path", &builtin::STR),
+            MemberDesc::optional("trimmed", &builtin::INT64),
+            MemberDesc::optional("minimum", &builtin::INT64),
+            MemberDesc::optional("error", &builtin::STR),
         ],
-        branches: ::std::option::Option::None,
-    };
-    pub static GUEST_FILESYSTEM_TRIM_RESULT: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
+    );
+    pub static GUEST_FILESYSTEM_TRIM_RESULT: TypeDesc = TypeDesc::Object(
         &GUEST_FILESYSTEM_TRIM_RESULT_MEMBERS,
     );
-    pub static GUEST_FILESYSTEM_TRIM_RESPONSE_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "paths",
-                optional: false,
-                ty: &GUEST_FILESYSTEM_TRIM_RESULT_LIST,
-            },
-        ],
-        branches: ::std::option::Option::None,
-    };
-    pub static GUEST_FILESYSTEM_TRIM_RESPONSE: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
+    pub static GUEST_FILESYSTEM_TRIM_RESPONSE_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[MemberDesc::required("paths", &GUEST_FILESYSTEM_TRIM_RESULT_LIST)],
+    );
+    pub static GUEST_FILESYSTEM_TRIM_RESPONSE: TypeDesc = TypeDesc::Object(
         &GUEST_FILESYSTEM_TRIM_RESPONSE_MEMBERS,
     );
-    pub static GUEST_FSTRIM_ARGS_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "minimum",
-                optional: true,
-                ty: &::qapi_runtime::desc::INT64,
-            },
-        ],
-        branches: ::std::option::Option::None,
-    };
-    pub static GUEST_FSTRIM_ARGS: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
+    pub static GUEST_FSTRIM_ARGS_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[MemberDesc::optional("minimum", &builtin::INT64)],
+    );
+    pub static GUEST_FSTRIM_ARGS: TypeDesc = TypeDesc::Object(
         &GUEST_FSTRIM_ARGS_MEMBERS,
     );
-    pub static GUEST_IP_ADDRESS_TYPE: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Enum(
-        &["ipv4", "ipv6"],
-    );
-    pub static GUEST_IP_ADDRESS_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "ip-address",
-                optional: false,
-                ty: &::qapi_runtime::desc::STR,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "ip-address-type",
-                optional: false,
-                ty: &GUEST_IP_ADDRESS_TYPE,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "prefix",
-                optional: false,
-                ty: &::qapi_runtime::desc::INT64,
-            },
+    pub static GUEST_IP_ADDRESS_TYPE: TypeDesc = TypeDesc::Enum(&["ipv4", "ipv6"]);
+    pub static GUEST_IP_ADDRESS_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[
+            MemberDesc::required("ip-address", &builtin::STR),
+            MemberDesc::required("ip-address-type", &GUEST_IP_ADDRESS_TYPE),
+            MemberDesc::required("prefix", &builtin::INT64),
         ],
-        branches: ::std::option::Option::None,
-    };
-    pub static GUEST_IP_ADDRESS: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
-        &GUEST_IP_ADDRESS_MEMBERS,
     );
-    pub static GUEST_NETWORK_INTERFACE_STAT_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "rx-bytes",
-                optional: false,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "rx-packets",
-                optional: false,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "rx-errs",
-                optional: false,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "rx-dropped",
-                optional: false,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "tx-bytes",
-                optional: false,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "tx-packets",
-                optional: false,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "tx-errs",
-                optional: false,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "tx-dropped",
-                optional: false,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
+    pub static GUEST_IP_ADDRESS: TypeDesc = TypeDesc::Object(&GUEST_IP_ADDRESS_MEMBERS);
+    pub static GUEST_NETWORK_INTERFACE_STAT_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[
+            MemberDesc::required("rx-bytes", &builtin::UINT64),
+            MemberDesc::required("rx-packets", &builtin::UINT64),
+            MemberDesc::required("rx-errs", &builtin::UINT64),
+            MemberDesc::required("rx-dropped", &builtin::UINT64),
+            MemberDesc::required("tx-bytes", &builtin::UINT64),
+            MemberDesc::required("tx-packets", &builtin::UINT64),
+            MemberDesc::required("tx-errs", &builtin::UINT64),
+            MemberDesc::required("tx-dropped", &builtin::UINT64),
         ],
-        branches: ::std::option::Option::None,
-    };
-    pub static GUEST_NETWORK_INTERFACE_STAT: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
+    );
+    pub static GUEST_NETWORK_INTERFACE_STAT: TypeDesc = TypeDesc::Object(
         &GUEST_NETWORK_INTERFACE_STAT_MEMBERS,
     );
-    pub static GUEST_NETWORK_INTERFACE_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "name",
-                optional: false,
-                ty: &::qapi_runtime::desc::STR,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "hardware-address",
-                optional: true,
-                ty: &::qapi_runtime::desc::STR,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "ip-addresses",
-                optional: true,
-                ty: &GUEST_IP_ADDRESS_LIST,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "statistics",
-                optional: true,
-                ty: &GUEST_NETWORK_INTERFACE_STAT,
-            },
+    pub static GUEST_NETWORK_INTERFACE_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[
+            MemberDesc::required("name", &builtin::STR),
+            MemberDesc::optional("hardware-address", &builtin::STR),
+            MemberDesc::optional("ip-addresses", &GUEST_IP_ADDRESS_LIST),
+            MemberDesc::optional("statistics", &GUEST_NETWORK_INTERFACE_STAT),
         ],
-        branches: ::std::option::Option::None,
-    };
-    pub static GUEST_NETWORK_INTERFACE: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
+    );
+    pub static GUEST_NETWORK_INTERFACE: TypeDesc = TypeDesc::Object(
         &GUEST_NETWORK_INTERFACE_MEMBERS,
     );
-    pub static GUEST_LOGICAL_PROCESSOR_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "logical-id",
-                optional: false,
-                ty: &::qapi_runtime::desc::INT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "online",
-                optional: false,
-                ty: &::qapi_runtime::desc::BOOL,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "can-offline",
-                optional: true,
-                ty: &::qapi_runtime::desc::BOOL,
-            },
+    pub static GUEST_LOGICAL_PROCESSOR_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[
+            MemberDesc::required("logical-id", &builtin::INT64),
+            MemberDesc::required("online", &builtin::BOOL),
+            MemberDesc::optional("can-offline", &builtin::BOOL),
         ],
-        branches: ::std::option::Option::None,
-    };
-    pub static GUEST_LOGICAL_PROCESSOR: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
+    );
+    pub static GUEST_LOGICAL_PROCESSOR: TypeDesc = TypeDesc::Object(
         &GUEST_LOGICAL_PROCESSOR_MEMBERS,
     );
-    pub static GUEST_SET_VCPUS_ARGS_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "vcpus",
-                optional: false,
-                ty: &GUEST_LOGICAL_PROCESSOR_LIST,
-            },
-        ],
-        branches: ::std::option::Option::None,
-    };
-    pub static GUEST_SET_VCPUS_ARGS: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
+    pub static GUEST_SET_VCPUS_ARGS_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[MemberDesc::required("vcpus", &GUEST_LOGICAL_PROCESSOR_LIST)],
+    );
+    pub static GUEST_SET_VCPUS_ARGS: TypeDesc = TypeDesc::Object(
         &GUEST_SET_VCPUS_ARGS_MEMBERS,
     );
-    pub static GUEST_DISK_BUS_TYPE: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Enum(
+    pub static GUEST_DISK_BUS_TYPE: TypeDesc = TypeDesc::Enum(
         &[
             "ide",
             "fdc",
@@ -4048,1185 +3161,447 @@ pub mod desc {
             "nvme",
         ],
     );
-    pub static GUEST_PCI_ADDRESS_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "domain",
-                optional: false,
-                ty: &::qapi_runtime::desc::INT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "bus",
-                optional: false,
-                ty: &::qapi_runtime::desc::INT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "slot",
-                optional: false,
-                ty: &::qapi_runtime::desc::INT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "function",
-                optional: false,
-                ty: &::qapi_runtime::desc::INT64,
-            },
+    pub static GUEST_PCI_ADDRESS_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[
+            MemberDesc::required("domain", &builtin::INT64),
+            MemberDesc::required("bus", &builtin::INT64),
+            MemberDesc::required("slot", &builtin::INT64),
+            MemberDesc::required("function", &builtin::INT64),
         ],
-        branches: ::std::option::Option::None,
-    };
-    pub static GUEST_PCI_ADDRESS: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
+    );
+    pub static GUEST_PCI_ADDRESS: TypeDesc = TypeDesc::Object(
         &GUEST_PCI_ADDRESS_MEMBERS,
     );
-    pub static GUEST_CCW_ADDRESS_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "cssid",
-                optional: false,
-                ty: &::qapi_runtime::desc::INT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "ssid",
-                optional: false,
-                ty: &::qapi_runtime::desc::INT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "subchno",
-                optional: false,
-                ty: &::qapi_runtime::desc::INT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "devno",
-                optional: false,
-                ty: &::qapi_runtime::desc::INT64,
-            },
+    pub static GUEST_CCW_ADDRESS_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[
+            MemberDesc::required("cssid", &builtin::INT64),
+            MemberDesc::required("ssid", &builtin::INT64),
+            MemberDesc::required("subchno", &builtin::INT64),
+            MemberDesc::required("devno", &builtin::INT64),
         ],
-        branches: ::std::option::Option::None,
-    };
-    pub static GUEST_CCW_ADDRESS: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
+    );
+    pub static GUEST_CCW_ADDRESS: TypeDesc = TypeDesc::Object(
         &GUEST_CCW_ADDRESS_MEMBERS,
     );
-    pub static GUEST_DISK_ADDRESS_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "pci-controller",
-                optional: false,
-                ty: &GUEST_PCI_ADDRESS,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "bus-type",
-                optional: false,
-                ty: &GUEST_DISK_BUS_TYPE,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "bus",
-                optional: false,
-                ty: &::qapi_runtime::desc::INT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "target",
-                optional: false,
-                ty: &::qapi_runtime::desc::INT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "unit",
-                optional: false,
-                ty: &::qapi_runtime::desc::INT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "serial",
-                optional: true,
-                ty: &::qapi_runtime::desc::STR,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "dev",
-                optional: true,
-                ty: &::qapi_runtime::desc::STR,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "ccw-address",
-                optional: true,
-                ty: &GUEST_CCW_ADDRESS,
-            },
+    pub static GUEST_DISK_ADDRESS_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[
+            MemberDesc::required("pci-controller", &GUEST_PCI_ADDRESS),
+            MemberDesc::required("bus-type", &GUEST_DISK_BUS_TYPE),
+            MemberDesc::required("bus", &builtin::INT64),
+            MemberDesc::required("target", &builtin::INT64),
+            MemberDesc::required("unit", &builtin::INT64),
+            MemberDesc::optional("serial", &builtin::STR),
+            MemberDesc::optional("dev", &builtin::STR),
+            MemberDesc::optional("ccw-address", &GUEST_CCW_ADDRESS),
         ],
-        branches: ::std::option::Option::None,
-    };
-    pub static GUEST_DISK_ADDRESS: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
+    );
+    pub static GUEST_DISK_ADDRESS: TypeDesc = TypeDesc::Object(
         &GUEST_DISK_ADDRESS_MEMBERS,
     );
-    pub static GUEST_NV_ME_SMART_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "critical-warning",
-                optional: false,
-                ty: &::qapi_runtime::desc::INT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "temperature",
-                optional: false,
-                ty: &::qapi_runtime::desc::INT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "available-spare",
-                optional: false,
-                ty: &::qapi_runtime::desc::INT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "available-spare-threshold",
-                optional: false,
-                ty: &::qapi_runtime::desc::INT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "percentage-used",
-                optional: false,
-                ty: &::qapi_runtime::desc::INT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "data-units-read-lo",
-                optional: false,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "data-units-read-hi",
-                optional: false,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "data-units-written-lo",
-                optional: false,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "data-units-written-hi",
-                optional: false,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "host-read-commands-lo",
-                optional: false,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "host-read-commands-hi",
-                optional: false,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "host-write-commands-lo",
-                optional: false,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "host-write-commands-hi",
-                optional: false,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "controller-busy-time-lo",
-                optional: false,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "controller-busy-time-hi",
-                optional: false,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "power-cycles-lo",
-                optional: false,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "power-cycles-hi",
-                optional: false,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "power-on-hours-lo",
-                optional: false,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "power-on-hours-hi",
-                optional: false,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "unsafe-shutdowns-lo",
-                optional: false,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "unsafe-shutdowns-hi",
-                optional: false,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "media-errors-lo",
-                optional: false,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "media-errors-hi",
-                optional: false,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "number-of-error-log-entries-lo",
-                optional: false,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "number-of-error-log-entries-hi",
-                optional: false,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
+    pub static GUEST_NV_ME_SMART_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[
+            MemberDesc::required("critical-warning", &builtin::INT64),
+            MemberDesc::required("temperature", &builtin::INT64),
+            MemberDesc::required("available-spare", &builtin::INT64),
+            MemberDesc::required("available-spare-threshold", &builtin::INT64),
+            MemberDesc::required("percentage-used", &builtin::INT64),
+            MemberDesc::required("data-units-read-lo", &builtin::UINT64),
+            MemberDesc::required("data-units-read-hi", &builtin::UINT64),
+            MemberDesc::required("data-units-written-lo", &builtin::UINT64),
+            MemberDesc::required("data-units-written-hi", &builtin::UINT64),
+            MemberDesc::required("host-read-commands-lo", &builtin::UINT64),
+            MemberDesc::required("host-read-commands-hi", &builtin::UINT64),
+            MemberDesc::required("host-write-commands-lo", &builtin::UINT64),
+            MemberDesc::required("host-write-commands-hi", &builtin::UINT64),
+            MemberDesc::required("controller-busy-time-lo", &builtin::UINT64),
+            MemberDesc::required("controller-busy-time-hi", &builtin::UINT64),
+            MemberDesc::required("power-cycles-lo", &builtin::UINT64),
+            MemberDesc::required("power-cycles-hi", &builtin::UINT64),
+            MemberDesc::required("power-on-hours-lo", &builtin::UINT64),
+            MemberDesc::required("power-on-hours-hi", &builtin::UINT64),
+            MemberDesc::required("unsafe-shutdowns-lo", &builtin::UINT64),
+            MemberDesc::required("unsafe-shutdowns-hi", &builtin::UINT64),
+            MemberDesc::required("media-errors-lo", &builtin::UINT64),
+            MemberDesc::required("media-errors-hi", &builtin::UINT64),
+            MemberDesc::required("number-of-error-log-entries-lo", &builtin::UINT64),
+            MemberDesc::required("number-of-error-log-entries-hi", &builtin::UINT64),
         ],
-        branches: ::std::option::Option::None,
-    };
-    pub static GUEST_NV_ME_SMART: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
+    );
+    pub static GUEST_NV_ME_SMART: TypeDesc = TypeDesc::Object(
         &GUEST_NV_ME_SMART_MEMBERS,
     );
-    pub static GUEST_DISK_SMART_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "type",
-                optional: false,
-                ty: &GUEST_DISK_BUS_TYPE,
-            },
-        ],
-        branches: ::std::option::Option::Some(
-            &::qapi_runtime::desc::BranchesDesc {
-                tag: "type",
-                cases: &[
-                    ("nvme", &GUEST_NV_ME_SMART_MEMBERS),
-                    ("ide", &::qapi_runtime::desc::NO_MEMBERS),
-                    ("fdc", &::qapi_runtime::desc::NO_MEMBERS),
-                    ("scsi", &::qapi_runtime::desc::NO_MEMBERS),
-                    ("virtio", &::qapi_runtime::desc::NO_MEMBERS),
-                    ("xen", &::qapi_runtime::desc::NO_MEMBERS),
-                    ("usb", &::qapi_runtime::desc::NO_MEMBERS),
-                    ("uml", &::qapi_runtime::desc::NO_MEMBERS),
-                    ("sata", &::qapi_runtime::desc::NO_MEMBERS),
-                    ("sd", &::qapi_runtime::desc::NO_MEMBERS),
-                    ("unknown", &::qapi_runtime::desc::NO_MEMBERS),
-                    ("ieee1394", &::qapi_runtime::desc::NO_MEMBERS),
-                    ("ssa", &::qapi_runtime::desc::NO_MEMBERS),
-                    ("fibre", &::qapi_runtime::desc::NO_MEMBERS),
-                    ("raid", &::qapi_runtime::desc::NO_MEMBERS),
-                    ("iscsi", &::qapi_runtime::desc::NO_MEMBERS),
-                    ("sas", &::qapi_runtime::desc::NO_MEMBERS),
-                    ("mmc", &::qapi_runtime::desc::NO_MEMBERS),
-                    ("virtual", &::qapi_runtime::desc::NO_MEMBERS),
-                    ("file-backed-virtual", &::qapi_runtime::desc::NO_MEMBERS),
-                ],
-            },
-        ),
-    };
-    pub static GUEST_DISK_SMART: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
-        &GUEST_DISK_SMART_MEMBERS,
-    );
-    pub static GUEST_DISK_INFO_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "name",
-                optional: false,
-                ty: &::qapi_runtime::desc::STR,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "partition",
-                optional: false,
-                ty: &::qapi_runtime::desc::BOOL,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "dependencies",
-                optional: true,
-                ty: &STR_LIST,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "address",
-                optional: true,
-                ty: &GUEST_DISK_ADDRESS,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "alias",
-                optional: true,
-                ty: &::qapi_runtime::desc::STR,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "smart",
-                optional: true,
-                ty: &GUEST_DISK_SMART,
-            },
-        ],
-        branches: ::std::option::Option::None,
-    };
-    pub static GUEST_DISK_INFO: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
-        &GUEST_DISK_INFO_MEMBERS,
-    );
-    pub static GUEST_FILESYSTEM_INFO_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "name",
-                optional: false,
-                ty: &::qapi_runtime::desc::STR,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "mountpoint",
-                optional: false,
-                ty: &::qapi_runtime::desc::STR,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "type",
-                optional: false,
-                ty: &::qapi_runtime::desc::STR,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "used-bytes",
-                optional: true,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "total-bytes",
-                optional: true,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "total-bytes-privileged",
-                optional: true,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "disk",
-                optional: false,
-                ty: &GUEST_DISK_ADDRESS_LIST,
-            },
-        ],
-        branches: ::std::option::Option::None,
-    };
-    pub static GUEST_FILESYSTEM_INFO: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
-        &GUEST_FILESYSTEM_INFO_MEMBERS,
-    );
-    pub static GUEST_SET_USER_PASSWORD_ARGS_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "username",
-                optional: false,
-                ty: &::qapi_runtime::desc::STR,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "password",
-                optional: false,
-                ty: &::qapi_runtime::desc::STR,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "crypted",
-                optional: false,
-                ty: &::qapi_runtime::desc::BOOL,
-            },
-        ],
-        branches: ::std::option::Option::None,
-    };
-    pub static GUEST_SET_USER_PASSWORD_ARGS: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
-        &GUEST_SET_USER_PASSWORD_ARGS_MEMBERS,
-    );
-    pub static GUEST_MEMORY_BLOCK_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "phys-index",
-                optional: false,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "online",
-                optional: false,
-                ty: &::qapi_runtime::desc::BOOL,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "can-offline",
-                optional: true,
-                ty: &::qapi_runtime::desc::BOOL,
-            },
-        ],
-        branches: ::std::option::Option::None,
-    };
-    pub static GUEST_MEMORY_BLOCK: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
-        &GUEST_MEMORY_BLOCK_MEMBERS,
-    );
-    pub static GUEST_MEMORY_BLOCK_RESPONSE_TYPE: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Enum(
-        &["success", "not-found", "operation-not-supported", "operation-failed"],
-    );
-    pub static GUEST_MEMORY_BLOCK_RESPONSE_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "phys-index",
-                optional: false,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "response",
-                optional: false,
-                ty: &GUEST_MEMORY_BLOCK_RESPONSE_TYPE,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "error-code",
-                optional: true,
-                ty: &::qapi_runtime::desc::INT64,
-            },
-        ],
-        branches: ::std::option::Option::None,
-    };
-    pub static GUEST_MEMORY_BLOCK_RESPONSE: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
-        &GUEST_MEMORY_BLOCK_RESPONSE_MEMBERS,
-    );
-    pub static GUEST_SET_MEMORY_BLOCKS_ARGS_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "mem-blks",
-                optional: false,
-                ty: &GUEST_MEMORY_BLOCK_LIST,
-            },
-        ],
-        branches: ::std::option::Option::None,
-    };
-    pub static GUEST_SET_MEMORY_BLOCKS_ARGS: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
-        &GUEST_SET_MEMORY_BLOCKS_ARGS_MEMBERS,
-    );
-    pub static GUEST_MEMORY_BLOCK_INFO_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "size",
-                optional: false,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-        ],
-        branches: ::std::option::Option::None,
-    };
-    pub static GUEST_MEMORY_BLOCK_INFO: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
-        &GUEST_MEMORY_BLOCK_INFO_MEMBERS,
-    );
-    pub static GUEST_EXEC_STATUS_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "exited",
-                optional: false,
-                ty: &::qapi_runtime::desc::BOOL,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "exitcode",
-                optional: true,
-                ty: &::qapi_runtime::desc::INT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "signal",
-                optional: true,
-                ty: &::qapi_runtime::desc::INT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "out-data",
-                optional: true,
-                ty: &::qapi_runtime::desc::STR,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "err-data",
-                optional: true,
-                ty: &::qapi_runtime::desc::STR,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "out-truncated",
-                optional: true,
-                ty: &::qapi_runtime::desc::BOOL,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "err-truncated",
-                optional: true,
-                ty: &::qapi_runtime::desc::BOOL,
-            },
-        ],
-        branches: ::std::option::Option::None,
-    };
-    pub static GUEST_EXEC_STATUS: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
-        &GUEST_EXEC_STATUS_MEMBERS,
-    );
-    pub static GUEST_EXEC_STATUS_ARGS_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "pid",
-                optional: false,
-                ty: &::qapi_runtime::desc::INT64,
-            },
-        ],
-        branches: ::std::option::Option::None,
-    };
-    pub static GUEST_EXEC_STATUS_ARGS: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
-        &GUEST_EXEC_STATUS_ARGS_MEMBERS,
-    );
-    pub static GUEST_EXEC_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "pid",
-                optional: false,
-                ty: &::qapi_runtime::desc::INT64,
-            },
-        ],
-        branches: ::std::option::Option::None,
-    };
-    pub static GUEST_EXEC: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
-        &GUEST_EXEC_MEMBERS,
-    );
-    pub static GUEST_EXEC_CAPTURE_OUTPUT_MODE: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Enum(
-        &["none", "stdout", "stderr", "separated", "merged"],
-    );
-    pub static GUEST_EXEC_CAPTURE_OUTPUT: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Alternate(
-        &::qapi_runtime::desc::AlternateDesc {
-            name: "GuestExecCaptureOutput",
-            cases: &[&::qapi_runtime::desc::BOOL, &GUEST_EXEC_CAPTURE_OUTPUT_MODE],
+    pub static GUEST_DISK_SMART_MEMBERS: ObjectDesc = ObjectDesc::union(
+        &[MemberDesc::required("type", &GUEST_DISK_BUS_TYPE)],
+        &BranchesDesc {
+            tag: "type",
+            cases: &[
+                ("nvme", &GUEST_NV_ME_SMART_MEMBERS),
+                ("ide", &builtin::NO_MEMBERS),
+                ("fdc", &builtin::NO_MEMBERS),
+                ("scsi", &builtin::NO_MEMBERS),
+                ("virtio", &builtin::NO_MEMBERS),
+                ("xen", &builtin::NO_MEMBERS),
+                ("usb", &builtin::NO_MEMBERS),
+                ("uml", &builtin::NO_MEMBERS),
+                ("sata", &builtin::NO_MEMBERS),
+                ("sd", &builtin::NO_MEMBERS),
+                ("unknown", &builtin::NO_MEMBERS),
+                ("ieee1394", &builtin::NO_MEMBERS),
+                ("ssa", &builtin::NO_MEMBERS),
+                ("fibre", &builtin::NO_MEMBERS),
+                ("raid", &builtin::NO_MEMBERS),
+                ("iscsi", &builtin::NO_MEMBERS),
+                ("sas", &builtin::NO_MEMBERS),
+                ("mmc", &builtin::NO_MEMBERS),
+                ("virtual", &builtin::NO_MEMBERS),
+                ("file-backed-virtual", &builtin::NO_MEMBERS),
+            ],
         },
     );
-    pub static GUEST_EXEC_ARGS_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "path",
-                optional: false,
-                ty: &::qapi_runtime::desc::STR,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "arg",
-                optional: true,
-                ty: &STR_LIST,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "env",
-                optional: true,
-                ty: &STR_LIST,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "input-data",
-                optional: true,
-                ty: &::qapi_runtime::desc::STR,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "capture-output",
-                optional: true,
-                ty: &GUEST_EXEC_CAPTURE_OUTPUT,
-            },
+    pub static GUEST_DISK_SMART: TypeDesc = TypeDesc::Object(&GUEST_DISK_SMART_MEMBERS);
+    pub static GUEST_DISK_INFO_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[
+            MemberDesc::required("name", &builtin::STR),
+            MemberDesc::required("partition", &builtin::BOOL),
+            MemberDesc::optional("dependencies", &STR_LIST),
+            MemberDesc::optional("address", &GUEST_DISK_ADDRESS),
+            MemberDesc::optional("alias", &builtin::STR),
+            MemberDesc::optional("smart", &GUEST_DISK_SMART),
         ],
-        branches: ::std::option::Option::None,
-    };
-    pub static GUEST_EXEC_ARGS: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
-        &GUEST_EXEC_ARGS_MEMBERS,
     );
-    pub static GUEST_HOST_NAME_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "host-name",
-                optional: false,
-                ty: &::qapi_runtime::desc::STR,
-            },
+    pub static GUEST_DISK_INFO: TypeDesc = TypeDesc::Object(&GUEST_DISK_INFO_MEMBERS);
+    pub static GUEST_FILESYSTEM_INFO_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[
+            MemberDesc::required("name", &builtin::STR),
+            MemberDesc::required("mountpoint", &builtin::STR),
+            MemberDesc::required("type", &builtin::STR),
+            MemberDesc::optional("used-bytes", &builtin::UINT64),
+            MemberDesc::optional("total-bytes", &builtin::UINT64),
+            MemberDesc::optional("total-bytes-privileged", &builtin::UINT64),
+            MemberDesc::required("disk", &GUEST_DISK_ADDRESS_LIST),
         ],
-        branches: ::std::option::Option::None,
-    };
-    pub static GUEST_HOST_NAME: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
-        &GUEST_HOST_NAME_MEMBERS,
     );
-    pub static GUEST_USER_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "user",
-                optional: false,
-                ty: &::qapi_runtime::desc::STR,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "login-time",
-                optional: false,
-                ty: &::qapi_runtime::desc::NUMBER,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "domain",
-                optional: true,
-                ty: &::qapi_runtime::desc::STR,
-            },
+    pub static GUEST_FILESYSTEM_INFO: TypeDesc = TypeDesc::Object(
+        &GUEST_FILESYSTEM_INFO_MEMBERS,
+    );
+    pub static GUEST_SET_USER_PASSWORD_ARGS_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[
+            MemberDesc::required("username", &builtin::STR),
+            MemberDesc::required("password", &builtin::STR),
+            MemberDesc::required("crypted", &builtin::BOOL),
         ],
-        branches: ::std::option::Option::None,
-    };
-    pub static GUEST_USER: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
-        &GUEST_USER_MEMBERS,
     );
-    pub static GUEST_TIMEZONE_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "zone",
-                optional: true,
-                ty: &::qapi_runtime::desc::STR,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "offset",
-                optional: false,
-                ty: &::qapi_runtime::desc::INT64,
-            },
+    pub static GUEST_SET_USER_PASSWORD_ARGS: TypeDesc = TypeDesc::Object(
+        &GUEST_SET_USER_PASSWORD_ARGS_MEMBERS,
+    );
+    pub static GUEST_MEMORY_BLOCK_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[
+            MemberDesc::required("phys-index", &builtin::UINT64),
+            MemberDesc::required("online", &builtin::BOOL),
+            MemberDesc::optional("can-offline", &builtin::BOOL),
         ],
-        branches: ::std::option::Option::None,
-    };
-    pub static GUEST_TIMEZONE: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
-        &GUEST_TIMEZONE_MEMBERS,
     );
-    pub static GUEST_OS_INFO_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "kernel-release",
-                optional: true,
-                ty: &::qapi_runtime::desc::STR,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "kernel-version",
-                optional: true,
-                ty: &::qapi_runtime::desc::STR,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "machine",
-                optional: true,
-                ty: &::qapi_runtime::desc::STR,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "id",
-                optional: true,
-                ty: &::qapi_runtime::desc::STR,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "name",
-                optional: true,
-                ty: &::qapi_runtime::desc::STR,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "pretty-name",
-                optional: true,
-                ty: &::qapi_runtime::desc::STR,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "version",
-                optional: true,
-                ty: &::qapi_runtime::desc::STR,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "version-id",
-                optional: true,
-                ty: &::qapi_runtime::desc::STR,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "variant",
-                optional: true,
-                ty: &::qapi_runtime::desc::STR,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "variant-id",
-                optional: true,
-                ty: &::qapi_runtime::desc::STR,
-            },
+    pub static GUEST_MEMORY_BLOCK: TypeDesc = TypeDesc::Object(
+        &GUEST_MEMORY_BLOCK_MEMBERS,
+    );
+    pub static GUEST_MEMORY_BLOCK_RESPONSE_TYPE: TypeDesc = TypeDesc::Enum(
+        &["success", "not-found", "operation-not-supported", "operation-failed"],
+    );
+    pub static GUEST_MEMORY_BLOCK_RESPONSE_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[
+            MemberDesc::required("phys-index", &builtin::UINT64),
+            MemberDesc::required("response", &GUEST_MEMORY_BLOCK_RESPONSE_TYPE),
+            MemberDesc::optional("error-code", &builtin::INT64),
         ],
-        branches: ::std::option::Option::None,
-    };
-    pub static GUEST_OS_INFO: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
-        &GUEST_OS_INFO_MEMBERS,
     );
-    pub static GUEST_DEVICE_TYPE: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Enum(
-        &["pci"],
+    pub static GUEST_MEMORY_BLOCK_RESPONSE: TypeDesc = TypeDesc::Object(
+        &GUEST_MEMORY_BLOCK_RESPONSE_MEMBERS,
     );
-    pub static GUEST_DEVICE_ID_PCI_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "vendor-id",
-                optional: false,
-                ty: &::qapi_runtime::desc::UINT16,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "device-id",
-                optional: false,
-                ty: &::qapi_runtime::desc::UINT16,
-            },
+    pub static GUEST_SET_MEMORY_BLOCKS_ARGS_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[MemberDesc::required("mem-blks", &GUEST_MEMORY_BLOCK_LIST)],
+    );
+    pub static GUEST_SET_MEMORY_BLOCKS_ARGS: TypeDesc = TypeDesc::Object(
+        &GUEST_SET_MEMORY_BLOCKS_ARGS_MEMBERS,
+    );
+    pub static GUEST_MEMORY_BLOCK_INFO_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[MemberDesc::required("size", &builtin::UINT64)],
+    );
+    pub static GUEST_MEMORY_BLOCK_INFO: TypeDesc = TypeDesc::Object(
+        &GUEST_MEMORY_BLOCK_INFO_MEMBERS,
+    );
+    pub static GUEST_EXEC_STATUS_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[
+            MemberDesc::required("exited", &builtin::BOOL),
+            MemberDesc::optional("exitcode", &builtin::INT64),
+            MemberDesc::optional("signal", &builtin::INT64),
+            MemberDesc::optional("out-data", &builtin::STR),
+            MemberDesc::optional("err-data", &builtin::STR),
+            MemberDesc::optional("out-truncated", &builtin::BOOL),
+            MemberDesc::optional("err-truncated", &builtin::BOOL),
         ],
-        branches: ::std::option::Option::None,
-    };
-    pub static GUEST_DEVICE_ID_PCI: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
+    );
+    pub static GUEST_EXEC_STATUS: TypeDesc = TypeDesc::Object(
+        &GUEST_EXEC_STATUS_MEMBERS,
+    );
+    pub static GUEST_EXEC_STATUS_ARGS_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[MemberDesc::required("pid", &builtin::INT64)],
+    );
+    pub static GUEST_EXEC_STATUS_ARGS: TypeDesc = TypeDesc::Object(
+        &GUEST_EXEC_STATUS_ARGS_MEMBERS,
+    );
+    pub static GUEST_EXEC_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[MemberDesc::required("pid", &builtin::INT64)],
+    );
+    pub static GUEST_EXEC: TypeDesc = TypeDesc::Object(&GUEST_EXEC_MEMBERS);
+    pub static GUEST_EXEC_CAPTURE_OUTPUT_MODE: TypeDesc = TypeDesc::Enum(
+        &["none", "stdout", "stderr", "separated", "merged"],
+    );
+    pub static GUEST_EXEC_CAPTURE_OUTPUT: TypeDesc = TypeDesc::Alternate(
+        &AlternateDesc {
+            name: "GuestExecCaptureOutput",
+            cases: &[&builtin::BOOL, &GUEST_EXEC_CAPTURE_OUTPUT_MODE],
+        },
+    );
+    pub static GUEST_EXEC_ARGS_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[
+            MemberDesc::required("path", &builtin::STR),
+            MemberDesc::optional("arg", &STR_LIST),
+            MemberDesc::optional("env", &STR_LIST),
+            MemberDesc::optional("input-data", &builtin::STR),
+            MemberDesc::optional("capture-output", &GUEST_EXEC_CAPTURE_OUTPUT),
+        ],
+    );
+    pub static GUEST_EXEC_ARGS: TypeDesc = TypeDesc::Object(&GUEST_EXEC_ARGS_MEMBERS);
+    pub static GUEST_HOST_NAME_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[MemberDesc::required("host-name", &builtin::STR)],
+    );
+    pub static GUEST_HOST_NAME: TypeDesc = TypeDesc::Object(&GUEST_HOST_NAME_MEMBERS);
+    pub static GUEST_USER_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[
+            MemberDesc::required("user", &builtin::STR),
+            MemberDesc::required("login-time", &builtin::NUMBER),
+            MemberDesc::optional("domain", &builtin::STR),
+        ],
+    );
+    pub static GUEST_USER: TypeDesc = TypeDesc::Object(&GUEST_USER_MEMBERS);
+    pub static GUEST_TIMEZONE_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[
+            MemberDesc::optional("zone", &builtin::STR),
+            MemberDesc::required("offset", &builtin::INT64),
+        ],
+    );
+    pub static GUEST_TIMEZONE: TypeDesc = TypeDesc::Object(&GUEST_TIMEZONE_MEMBERS);
+    pub static GUEST_OS_INFO_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[
+            MemberDesc::optional("kernel-release", &builtin::STR),
+            MemberDesc::optional("kernel-version", &builtin::STR),
+            MemberDesc::optional("machine", &builtin::STR),
+            MemberDesc::optional("id", &builtin::STR),
+            MemberDesc::optional("name", &builtin::STR),
+            MemberDesc::optional("pretty-name", &builtin::STR),
+            MemberDesc::optional("version", &builtin::STR),
+            MemberDesc::optional("version-id", &builtin::STR),
+            MemberDesc::optional("variant", &builtin::STR),
+            MemberDesc::optional("variant-id", &builtin::STR),
+        ],
+    );
+    pub static GUEST_OS_INFO: TypeDesc = TypeDesc::Object(&GUEST_OS_INFO_MEMBERS);
+    pub static GUEST_DEVICE_TYPE: TypeDesc = TypeDesc::Enum(&["pci"]);
+    pub static GUEST_DEVICE_ID_PCI_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[
+            MemberDesc::required("vendor-id", &builtin::UINT16),
+            MemberDesc::required("device-id", &builtin::UINT16),
+        ],
+    );
+    pub static GUEST_DEVICE_ID_PCI: TypeDesc = TypeDesc::Object(
         &GUEST_DEVICE_ID_PCI_MEMBERS,
     );
-    pub static GUEST_DEVICE_ID_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "type",
-                optional: false,
-                ty: &GUEST_DEVICE_TYPE,
-            },
-        ],
-        branches: ::std::option::Option::Some(
-            &::qapi_runtime::desc::BranchesDesc {
-                tag: "type",
-                cases: &[("pci", &GUEST_DEVICE_ID_PCI_MEMBERS)],
-            },
-        ),
-    };
-    pub static GUEST_DEVICE_ID: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
-        &GUEST_DEVICE_ID_MEMBERS,
+    pub static GUEST_DEVICE_ID_MEMBERS: ObjectDesc = ObjectDesc::union(
+        &[MemberDesc::required("type", &GUEST_DEVICE_TYPE)],
+        &BranchesDesc {
+            tag: "type",
+            cases: &[("pci", &GUEST_DEVICE_ID_PCI_MEMBERS)],
+        },
     );
-    pub static GUEST_DEVICE_INFO_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "driver-name",
-                optional: false,
-                ty: &::qapi_runtime::desc::STR,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "driver-date",
-                optional: true,
-                ty: &::qapi_runtime::desc::INT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "driver-version",
-                optional: true,
-                ty: &::qapi_runtime::desc::STR,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "id",
-                optional: true,
-                ty: &GUEST_DEVICE_ID,
-            },
+    pub static GUEST_DEVICE_ID: TypeDesc = TypeDesc::Object(&GUEST_DEVICE_ID_MEMBERS);
+    pub static GUEST_DEVICE_INFO_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[
+            MemberDesc::required("driver-name", &builtin::STR),
+            MemberDesc::optional("driver-date", &builtin::INT64),
+            MemberDesc::optional("driver-version", &builtin::STR),
+            MemberDesc::optional("id", &GUEST_DEVICE_ID),
         ],
-        branches: ::std::option::Option::None,
-    };
-    pub static GUEST_DEVICE_INFO: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
+    );
+    pub static GUEST_DEVICE_INFO: TypeDesc = TypeDesc::Object(
         &GUEST_DEVICE_INFO_MEMBERS,
     );
-    pub static GUEST_AUTHORIZED_KEYS_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "keys",
-                optional: false,
-                ty: &STR_LIST,
-            },
-        ],
-        branches: ::std::option::Option::None,
-    };
-    pub static GUEST_AUTHORIZED_KEYS: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
+    pub static GUEST_AUTHORIZED_KEYS_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[MemberDesc::required("keys", &STR_LIST)],
+    );
+    pub static GUEST_AUTHORIZED_KEYS: TypeDesc = TypeDesc::Object(
         &GUEST_AUTHORIZED_KEYS_MEMBERS,
     );
-    pub static GUEST_SSH_GET_AUTHORIZED_KEYS_ARGS_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "username",
-                optional: false,
-                ty: &::qapi_runtime::desc::STR,
-            },
-        ],
-        branches: ::std::option::Option::None,
-    };
-    pub static GUEST_SSH_GET_AUTHORIZED_KEYS_ARGS: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
+    pub static GUEST_SSH_GET_AUTHORIZED_KEYS_ARGS_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[MemberDesc::required("username", &builtin::STR)],
+    );
+    pub static GUEST_SSH_GET_AUTHORIZED_KEYS_ARGS: TypeDesc = TypeDesc::Object(
         &GUEST_SSH_GET_AUTHORIZED_KEYS_ARGS_MEMBERS,
     );
-    pub static GUEST_SSH_ADD_AUTHORIZED_KEYS_ARGS_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "username",
-                optional: false,
-                ty: &::qapi_runtime::desc::STR,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "keys",
-                optional: false,
-                ty: &STR_LIST,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "reset",
-                optional: true,
-                ty: &::qapi_runtime::desc::BOOL,
-            },
+    pub static GUEST_SSH_ADD_AUTHORIZED_KEYS_ARGS_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[
+            MemberDesc::required("username", &builtin::STR),
+            MemberDesc::required("keys", &STR_LIST),
+            MemberDesc::optional("reset", &builtin::BOOL),
         ],
-        branches: ::std::option::Option::None,
-    };
-    pub static GUEST_SSH_ADD_AUTHORIZED_KEYS_ARGS: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
+    );
+    pub static GUEST_SSH_ADD_AUTHORIZED_KEYS_ARGS: TypeDesc = TypeDesc::Object(
         &GUEST_SSH_ADD_AUTHORIZED_KEYS_ARGS_MEMBERS,
     );
-    pub static GUEST_SSH_REMOVE_AUTHORIZED_KEYS_ARGS_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "username",
-                optional: false,
-                ty: &::qapi_runtime::desc::STR,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "keys",
-                optional: false,
-                ty: &STR_LIST,
-            },
+    pub static GUEST_SSH_REMOVE_AUTHORIZED_KEYS_ARGS_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[
+            MemberDesc::required("username", &builtin::STR),
+            MemberDesc::required("keys", &STR_LIST),
         ],
-        branches: ::std::option::Option::None,
-    };
-    pub static GUEST_SSH_REMOVE_AUTHORIZED_KEYS_ARGS: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
+    );
+    pub static GUEST_SSH_REMOVE_AUTHORIZED_KEYS_ARGS: TypeDesc = TypeDesc::Object(
         &GUEST_SSH_REMOVE_AUTHORIZED_KEYS_ARGS_MEMBERS,
     );
-    pub static GUEST_DISK_STATS_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "read-sectors",
-                optional: true,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "read-ios",
-                optional: true,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "read-merges",
-                optional: true,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "write-sectors",
-                optional: true,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "write-ios",
-                optional: true,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "write-merges",
-                optional: true,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "discard-sectors",
-                optional: true,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "discard-ios",
-                optional: true,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "discard-merges",
-                optional: true,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "flush-ios",
-                optional: true,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "read-ticks",
-                optional: true,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "write-ticks",
-                optional: true,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "discard-ticks",
-                optional: true,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "flush-ticks",
-                optional: true,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "ios-pgr",
-                optional: true,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "total-ticks",
-                optional: true,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "weight-ticks",
-                optional: true,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
+    pub static GUEST_DISK_STATS_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[
+            MemberDesc::optional("read-sectors", &builtin::UINT64),
+            MemberDesc::optional("read-ios", &builtin::UINT64),
+            MemberDesc::optional("read-merges", &builtin::UINT64),
+            MemberDesc::optional("write-sectors", &builtin::UINT64),
+            MemberDesc::optional("write-ios", &builtin::UINT64),
+            MemberDesc::optional("write-merges", &builtin::UINT64),
+            MemberDesc::optional("discard-sectors", &builtin::UINT64),
+            MemberDesc::optional("discard-ios", &builtin::UINT64),
+            MemberDesc::optional("discard-merges", &builtin::UINT64),
+            MemberDesc::optional("flush-ios", &builtin::UINT64),
+            MemberDesc::optional("read-ticks", &builtin::UINT64),
+            MemberDesc::optional("write-ticks", &builtin::UINT64),
+            MemberDesc::optional("discard-ticks", &builtin::UINT64),
+            MemberDesc::optional("flush-ticks", &builtin::UINT64),
+            MemberDesc::optional("ios-pgr", &builtin::UINT64),
+            MemberDesc::optional("total-ticks", &builtin::UINT64),
+            MemberDesc::optional("weight-ticks", &builtin::UINT64),
         ],
-        branches: ::std::option::Option::None,
-    };
-    pub static GUEST_DISK_STATS: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
-        &GUEST_DISK_STATS_MEMBERS,
     );
-    pub static GUEST_DISK_STATS_INFO_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "name",
-                optional: false,
-                ty: &::qapi_runtime::desc::STR,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "major",
-                optional: false,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "minor",
-                optional: false,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "stats",
-                optional: false,
-                ty: &GUEST_DISK_STATS,
-            },
+    pub static GUEST_DISK_STATS: TypeDesc = TypeDesc::Object(&GUEST_DISK_STATS_MEMBERS);
+    pub static GUEST_DISK_STATS_INFO_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[
+            MemberDesc::required("name", &builtin::STR),
+            MemberDesc::required("major", &builtin::UINT64),
+            MemberDesc::required("minor", &builtin::UINT64),
+            MemberDesc::required("stats", &GUEST_DISK_STATS),
         ],
-        branches: ::std::option::Option::None,
-    };
-    pub static GUEST_DISK_STATS_INFO: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
+    );
+    pub static GUEST_DISK_STATS_INFO: TypeDesc = TypeDesc::Object(
         &GUEST_DISK_STATS_INFO_MEMBERS,
     );
-    pub static GUEST_CPU_STATS_TYPE: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Enum(
-        &["linux"],
-    );
-    pub static GUEST_LINUX_CPU_STATS_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "cpu",
-                optional: false,
-                ty: &::qapi_runtime::desc::INT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "user",
-                optional: false,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "nice",
-                optional: false,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "system",
-                optional: false,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "idle",
-                optional: false,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "iowait",
-                optional: true,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "irq",
-                optional: true,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "softirq",
-                optional: true,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "steal",
-                optional: true,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "guest",
-                optional: true,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "guestnice",
-                optional: true,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
+    pub static GUEST_CPU_STATS_TYPE: TypeDesc = TypeDesc::Enum(&["linux"]);
+    pub static GUEST_LINUX_CPU_STATS_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[
+            MemberDesc::required("cpu", &builtin::INT64),
+            MemberDesc::required("user", &builtin::UINT64),
+            MemberDesc::required("nice", &builtin::UINT64),
+            MemberDesc::required("system", &builtin::UINT64),
+            MemberDesc::required("idle", &builtin::UINT64),
+            MemberDesc::optional("iowait", &builtin::UINT64),
+            MemberDesc::optional("irq", &builtin::UINT64),
+            MemberDesc::optional("softirq", &builtin::UINT64),
+            MemberDesc::optional("steal", &builtin::UINT64),
+            MemberDesc::optional("guest", &builtin::UINT64),
+            MemberDesc::optional("guestnice", &builtin::UINT64),
         ],
-        branches: ::std::option::Option::None,
-    };
-    pub static GUEST_LINUX_CPU_STATS: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
+    );
+    pub static GUEST_LINUX_CPU_STATS: TypeDesc = TypeDesc::Object(
         &GUEST_LINUX_CPU_STATS_MEMBERS,
     );
-    pub static GUEST_CPU_STATS_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "type",
-                optional: false,
-                ty: &GUEST_CPU_STATS_TYPE,
-            },
-        ],
-        branches: ::std::option::Option::Some(
-            &::qapi_runtime::desc::BranchesDesc {
-                tag: "type",
-                cases: &[("linux", &GUEST_LINUX_CPU_STATS_MEMBERS)],
-            },
-        ),
-    };
-    pub static GUEST_CPU_STATS: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
-        &GUEST_CPU_STATS_MEMBERS,
+    pub static GUEST_CPU_STATS_MEMBERS: ObjectDesc = ObjectDesc::union(
+        &[MemberDesc::required("type", &GUEST_CPU_STATS_TYPE)],
+        &BranchesDesc {
+            tag: "type",
+            cases: &[("linux", &GUEST_LINUX_CPU_STATS_MEMBERS)],
+        },
     );
-    pub static GUEST_LOAD_AVERAGE_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "load1m",
-                optional: false,
-                ty: &::qapi_runtime::desc::NUMBER,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "load5m",
-                optional: false,
-                ty: &::qapi_runtime::desc::NUMBER,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "load15m",
-                optional: false,
-                ty: &::qapi_runtime::desc::NUMBER,
-            },
+    pub static GUEST_CPU_STATS: TypeDesc = TypeDesc::Object(&GUEST_CPU_STATS_MEMBERS);
+    pub static GUEST_LOAD_AVERAGE_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[
+            MemberDesc::required("load1m", &builtin::NUMBER),
+            MemberDesc::required("load5m", &builtin::NUMBER),
+            MemberDesc::required("load15m", &builtin::NUMBER),
         ],
-        branches: ::std::option::Option::None,
-    };
-    pub static GUEST_LOAD_AVERAGE: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
+    );
+    pub static GUEST_LOAD_AVERAGE: TypeDesc = TypeDesc::Object(
         &GUEST_LOAD_AVERAGE_MEMBERS,
     );
-    pub static GUEST_NETWORK_ROUTE_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "iface",
-                optional: false,
-                ty: &::qapi_runtime::desc::STR,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "destination",
-                optional: false,
-                ty: &::qapi_runtime::desc::STR,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "metric",
-                optional: false,
-                ty: &::qapi_runtime::desc::INT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "gateway",
-                optional: true,
-                ty: &::qapi_runtime::desc::STR,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "mask",
-                optional: true,
-                ty: &::qapi_runtime::desc::STR,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "irtt",
-                optional: true,
-                ty: &::qapi_runtime::desc::INT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "flags",
-                optional: true,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "refcnt",
-                optional: true,
-                ty: &::qapi_runtime::desc::INT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "use",
-                optional: true,
-                ty: &::qapi_runtime::desc::INT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "window",
-                optional: true,
-                ty: &::qapi_runtime::desc::INT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "mtu",
-                optional: true,
-                ty: &::qapi_runtime::desc::INT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "desprefixlen",
-                optional: true,
-                ty: &::qapi_runtime::desc::STR,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "source",
-                optional: true,
-                ty: &::qapi_runtime::desc::STR,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "srcprefixlen",
-                optional: true,
-                ty: &::qapi_runtime::desc::STR,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "nexthop",
-                optional: true,
-                ty: &::qapi_runtime::desc::STR,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "version",
-                optional: false,
-                ty: &::qapi_runtime::desc::INT64,
-            },
+    pub static GUEST_NETWORK_ROUTE_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[
+            MemberDesc::required("iface", &builtin::STR),
+            MemberDesc::required("destination", &builtin::STR),
+            MemberDesc::required("metric", &builtin::INT64),
+            MemberDesc::optional("gateway", &builtin::STR),
+            MemberDesc::optional("mask", &builtin::STR),
+            MemberDesc::optional("irtt", &builtin::INT64),
+            MemberDesc::optional("flags", &builtin::UINT64),
+            MemberDesc::optional("refcnt", &builtin::INT64),
+            MemberDesc::optional("use", &builtin::INT64),
+            MemberDesc::optional("window", &builtin::INT64),
+            MemberDesc::optional("mtu", &builtin::INT64),
+            MemberDesc::optional("desprefixlen", &builtin::STR),
+            MemberDesc::optional("source", &builtin::STR),
+            MemberDesc::optional("srcprefixlen", &builtin::STR),
+            MemberDesc::optional("nexthop", &builtin::STR),
+            MemberDesc::required("version", &builtin::INT64),
         ],
-        branches: ::std::option::Option::None,
-    };
-    pub static GUEST_NETWORK_ROUTE: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
+    );
+    pub static GUEST_NETWORK_ROUTE: TypeDesc = TypeDesc::Object(
         &GUEST_NETWORK_ROUTE_MEMBERS,
     );
-    pub static STR_LIST: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Array(
-        &::qapi_runtime::desc::STR,
-    );
-    pub static GUEST_AGENT_COMMAND_INFO_LIST: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Array(
+    pub static STR_LIST: TypeDesc = TypeDesc::Array(&builtin::STR);
+    pub static GUEST_AGENT_COMMAND_INFO_LIST: TypeDesc = TypeDesc::Array(
         &GUEST_AGENT_COMMAND_INFO,
     );
-    pub static GUEST_FILESYSTEM_TRIM_RESULT_LIST: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Array(
+    pub static GUEST_FILESYSTEM_TRIM_RESULT_LIST: TypeDesc = TypeDesc::Array(
         &GUEST_FILESYSTEM_TRIM_RESULT,
     );
-    pub static GUEST_IP_ADDRESS_LIST: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Array(
-        &GUEST_IP_ADDRESS,
-    );
-    pub static GUEST_NETWORK_INTERFACE_LIST: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Array(
+    pub static GUEST_IP_ADDRESS_LIST: TypeDesc = TypeDesc::Array(&GUEST_IP_ADDRESS);
+    pub static GUEST_NETWORK_INTERFACE_LIST: TypeDesc = TypeDesc::Array(
         &GUEST_NETWORK_INTERFACE,
     );
-    pub static GUEST_LOGICAL_PROCESSOR_LIST: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Array(
+    pub static GUEST_LOGICAL_PROCESSOR_LIST: TypeDesc = TypeDesc::Array(
         &GUEST_LOGICAL_PROCESSOR,
     );
-    pub static GUEST_DISK_INFO_LIST: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Array(
-        &GUEST_DISK_INFO,
-    );
-    pub static GUEST_DISK_ADDRESS_LIST: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Array(
-        &GUEST_DISK_ADDRESS,
-    );
-    pub static GUEST_FILESYSTEM_INFO_LIST: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Array(
+    pub static GUEST_DISK_INFO_LIST: TypeDesc = TypeDesc::Array(&GUEST_DISK_INFO);
+    pub static GUEST_DISK_ADDRESS_LIST: TypeDesc = TypeDesc::Array(&GUEST_DISK_ADDRESS);
+    pub static GUEST_FILESYSTEM_INFO_LIST: TypeDesc = TypeDesc::Array(
         &GUEST_FILESYSTEM_INFO,
     );
-    pub static GUEST_MEMORY_BLOCK_LIST: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Array(
-        &GUEST_MEMORY_BLOCK,
-    );
-    pub static GUEST_MEMORY_BLOCK_RESPONSE_LIST: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Array(
+    pub static GUEST_MEMORY_BLOCK_LIST: TypeDesc = TypeDesc::Array(&GUEST_MEMORY_BLOCK);
+    pub static GUEST_MEMORY_BLOCK_RESPONSE_LIST: TypeDesc = TypeDesc::Array(
         &GUEST_MEMORY_BLOCK_RESPONSE,
     );
-    pub static GUEST_USER_LIST: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Array(
-        &GUEST_USER,
-    );
-    pub static GUEST_DEVICE_INFO_LIST: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Array(
-        &GUEST_DEVICE_INFO,
-    );
-    pub static GUEST_DISK_STATS_INFO_LIST: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Array(
+    pub static GUEST_USER_LIST: TypeDesc = TypeDesc::Array(&GUEST_USER);
+    pub static GUEST_DEVICE_INFO_LIST: TypeDesc = TypeDesc::Array(&GUEST_DEVICE_INFO);
+    pub static GUEST_DISK_STATS_INFO_LIST: TypeDesc = TypeDesc::Array(
         &GUEST_DISK_STATS_INFO,
     );
-    pub static GUEST_CPU_STATS_LIST: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Array(
-        &GUEST_CPU_STATS,
-    );
-    pub static GUEST_NETWORK_ROUTE_LIST: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Array(
+    pub static GUEST_CPU_STATS_LIST: TypeDesc = TypeDesc::Array(&GUEST_CPU_STATS);
+    pub static GUEST_NETWORK_ROUTE_LIST: TypeDesc = TypeDesc::Array(
         &GUEST_NETWORK_ROUTE,
     );
 }
 /// Typed clients: one method per command.
 pub mod client {
+    #[allow(unused_imports)]
+    use super::commands;
+    #[allow(unused_imports)]
+    use ::qapi_runtime::client::{call, call_async, send, send_async};
+    #[allow(unused_imports)]
+    use ::qapi_runtime::{CallError, Empty};
+    #[allow(unused_imports)]
+    use ::std::result::Result;
     /// A blocking client over any [`::qapi_runtime::Transport`].
     #[derive(Debug)]
     pub struct Client<T> {
@@ -5247,855 +3622,283 @@ pub mod client {
         }
     }
     impl<T: ::qapi_runtime::Transport> Client<T> {
-        /// Resynchronize the channel, with a framing byte.  The agent first
-        /// writes a single 0xFF byte and then replies with the `id` it was
-        /// given.
-        ///
-        /// A client issues this command right after connecting and again after
-        /// any timeout on its side, including a timeout while waiting for the
-        /// reply to this very command.  Until the reply carrying its own `id`
-        /// arrives, the client throws away everything it reads: that data may
-        /// be left over from an earlier session.  Seeing the 0xFF byte tells
-        /// the client to reset its JSON lexer and parser, since a fresh reply
-        /// starts right after it; a client may also simply skip all input up
-        /// to that byte.
-        ///
-        /// In the other direction, the client should send a 0xFF byte just
-        /// before the request, so that the agent drops any incomplete JSON
-        /// input a previous client may have left behind.
-        ///
-        /// Returns: the `id` value from the request
-        ///
-        /// Since: 1.1
+        /// Calls `guest-sync-delimited`: see [`GuestSyncDelimited`](super::commands::GuestSyncDelimited).
         pub fn guest_sync_delimited(
             &mut self,
             args: &super::GuestSyncDelimitedArgs,
-        ) -> ::std::result::Result<i64, ::qapi_runtime::CallError<T::Error>> {
-            ::qapi_runtime::client::call::<
-                super::commands::GuestSyncDelimited,
-                T,
-            >(&mut self.transport, args)
+        ) -> Result<i64, CallError<T::Error>> {
+            call::<commands::GuestSyncDelimited, T>(&mut self.transport, args)
         }
-        /// Resynchronize the channel by having the agent echo a value back.
-        ///
-        /// The client discards every reply until one carries the `id` it sent;
-        /// anything before that may be stale output meant for someone else.
-        /// Without a framing byte, the client alone must cope with stale
-        /// replies, complete or truncated, that precede the one it waits for.
-        ///
-        /// That is easy when the client reads replies one line at a time and
-        /// parses each line separately, although a line of leftover garbage
-        /// can still fail to parse.  It cannot be done reliably when a partial
-        /// reply was already fed into a streaming parser, for example one that
-        /// consumes a character at a time; such clients should use
-        /// `guest-sync-delimited` instead.
-        ///
-        /// As with the delimited variant, sending a 0xFF byte before this
-        /// request makes the agent discard incomplete input from an earlier
-        /// session.
-        ///
-        /// Returns: the `id` value from the request
-        ///
-        /// Since: 0.15.0
+        /// Calls `guest-sync`: see [`GuestSync`](super::commands::GuestSync).
         pub fn guest_sync(
             &mut self,
             args: &super::GuestSyncArgs,
-        ) -> ::std::result::Result<i64, ::qapi_runtime::CallError<T::Error>> {
-            ::qapi_runtime::client::call::<
-                super::commands::GuestSync,
-                T,
-            >(&mut self.transport, args)
+        ) -> Result<i64, CallError<T::Error>> {
+            call::<commands::GuestSync, T>(&mut self.transport, args)
         }
-        /// Check that the agent is alive and answering.  The command does
-        /// nothing; a reply without an error is the whole result.
-        ///
-        /// Since: 0.15.0
-        pub fn guest_ping(
-            &mut self,
-        ) -> ::std::result::Result<(), ::qapi_runtime::CallError<T::Error>> {
-            ::qapi_runtime::client::call::<
-                super::commands::GuestPing,
-                T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
-                .map(|::qapi_runtime::Empty| ())
+        /// Calls `guest-ping`: see [`GuestPing`](super::commands::GuestPing).
+        pub fn guest_ping(&mut self) -> Result<(), CallError<T::Error>> {
+            call::<commands::GuestPing, T>(&mut self.transport, &Empty).map(|Empty| ())
         }
-        /// Read the guest's system clock.
-        ///
-        /// Returns: nanoseconds elapsed since 1970-01-01 00:00:00 UTC
-        ///
-        /// Since: 1.5
-        pub fn guest_get_time(
-            &mut self,
-        ) -> ::std::result::Result<i64, ::qapi_runtime::CallError<T::Error>> {
-            ::qapi_runtime::client::call::<
-                super::commands::GuestGetTime,
-                T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
+        /// Calls `guest-get-time`: see [`GuestGetTime`](super::commands::GuestGetTime).
+        pub fn guest_get_time(&mut self) -> Result<i64, CallError<T::Error>> {
+            call::<commands::GuestGetTime, T>(&mut self.transport, &Empty)
         }
-        /// Set the guest's system clock, then copy it into the hardware clock
-        /// (RTC).
-        ///
-        /// A guest that was paused for a long time, or saved to a file and
-        /// restored later, keeps running with a clock that is far behind, and
-        /// NTP may refuse to correct a jump that large.  This command lets
-        /// the host fix the clock directly.
-        ///
-        /// When `time` is omitted, the agent takes the new system time from the
-        /// RTC instead.  Not every guest operating system can do that (Windows
-        /// cannot), so passing an explicit value is the portable choice.
-        ///
-        /// Since: 1.5
+        /// Calls `guest-set-time`: see [`GuestSetTime`](super::commands::GuestSetTime).
         pub fn guest_set_time(
             &mut self,
             args: &super::GuestSetTimeArgs,
-        ) -> ::std::result::Result<(), ::qapi_runtime::CallError<T::Error>> {
-            ::qapi_runtime::client::call::<
-                super::commands::GuestSetTime,
-                T,
-            >(&mut self.transport, args)
-                .map(|::qapi_runtime::Empty| ())
+        ) -> Result<(), CallError<T::Error>> {
+            call::<commands::GuestSetTime, T>(&mut self.transport, args).map(|Empty| ())
         }
-        /// Report the agent's version and the commands it implements.
-        ///
-        /// Since: 0.15.0
+        /// Calls `guest-info`: see [`GuestInfo`](super::commands::GuestInfo).
         pub fn guest_info(
             &mut self,
-        ) -> ::std::result::Result<
-            super::GuestAgentInfo,
-            ::qapi_runtime::CallError<T::Error>,
-        > {
-            ::qapi_runtime::client::call::<
-                super::commands::GuestInfo,
-                T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
+        ) -> Result<super::GuestAgentInfo, CallError<T::Error>> {
+            call::<commands::GuestInfo, T>(&mut self.transport, &Empty)
         }
-        /// Ask the guest operating system to shut down or restart.
-        ///
-        /// The request is only started, not awaited, and nothing guarantees
-        /// that the shutdown completes.  No reply is sent when it succeeds.
-        /// To confirm success, watch the QEMU process exit with status zero,
-        /// or, if QEMU runs with --no-shutdown, poll the QMP `query-status`
-        /// command until the VM status becomes "shutdown".
-        ///
-        /// Since: 0.15.0
-        ///
-        /// The agent sends no reply on success: this returns once the request is sent, or with the error the agent answers instead.
+        /// Sends `guest-shutdown`, which gets no reply on success: see [`GuestShutdown`](super::commands::GuestShutdown).
         pub fn guest_shutdown(
             &mut self,
             args: &super::GuestShutdownArgs,
-        ) -> ::std::result::Result<(), ::qapi_runtime::CallError<T::Error>> {
-            ::qapi_runtime::client::send::<
-                super::commands::GuestShutdown,
-                T,
-            >(&mut self.transport, args)
+        ) -> Result<(), CallError<T::Error>> {
+            send::<commands::GuestShutdown, T>(&mut self.transport, args)
         }
-        /// Open a file inside the guest.
-        ///
-        /// Returns: a handle to pass to the other guest-file commands
-        ///
-        /// Since: 0.15.0
+        /// Calls `guest-file-open`: see [`GuestFileOpen`](super::commands::GuestFileOpen).
         pub fn guest_file_open(
             &mut self,
             args: &super::GuestFileOpenArgs,
-        ) -> ::std::result::Result<i64, ::qapi_runtime::CallError<T::Error>> {
-            ::qapi_runtime::client::call::<
-                super::commands::GuestFileOpen,
-                T,
-            >(&mut self.transport, args)
+        ) -> Result<i64, CallError<T::Error>> {
+            call::<commands::GuestFileOpen, T>(&mut self.transport, args)
         }
-        /// Close a file handle and release it.
-        ///
-        /// Since: 0.15.0
+        /// Calls `guest-file-close`: see [`GuestFileClose`](super::commands::GuestFileClose).
         pub fn guest_file_close(
             &mut self,
             args: &super::GuestFileCloseArgs,
-        ) -> ::std::result::Result<(), ::qapi_runtime::CallError<T::Error>> {
-            ::qapi_runtime::client::call::<
-                super::commands::GuestFileClose,
-                T,
-            >(&mut self.transport, args)
-                .map(|::qapi_runtime::Empty| ())
+        ) -> Result<(), CallError<T::Error>> {
+            call::<commands::GuestFileClose, T>(&mut self.transport, args)
+                .map(|Empty| ())
         }
-        /// Read from an open guest file.  The data comes back base64-encoded.
-        /// The command is meant for occasional, small transfers such as
-        /// fetching a log file, so a single read is capped at 48 MB.
-        ///
-        /// Since: 0.15.0
+        /// Calls `guest-file-read`: see [`GuestFileRead`](super::commands::GuestFileRead).
         pub fn guest_file_read(
             &mut self,
             args: &super::GuestFileReadArgs,
-        ) -> ::std::result::Result<
-            super::GuestFileRead,
-            ::qapi_runtime::CallError<T::Error>,
-        > {
-            ::qapi_runtime::client::call::<
-                super::commands::GuestFileRead,
-                T,
-            >(&mut self.transport, args)
+        ) -> Result<super::GuestFileRead, CallError<T::Error>> {
+            call::<commands::GuestFileRead, T>(&mut self.transport, args)
         }
-        /// Write data to an open guest file.
-        ///
-        /// Since: 0.15.0
+        /// Calls `guest-file-write`: see [`GuestFileWrite`](super::commands::GuestFileWrite).
         pub fn guest_file_write(
             &mut self,
             args: &super::GuestFileWriteArgs,
-        ) -> ::std::result::Result<
-            super::GuestFileWrite,
-            ::qapi_runtime::CallError<T::Error>,
-        > {
-            ::qapi_runtime::client::call::<
-                super::commands::GuestFileWrite,
-                T,
-            >(&mut self.transport, args)
+        ) -> Result<super::GuestFileWrite, CallError<T::Error>> {
+            call::<commands::GuestFileWrite, T>(&mut self.transport, args)
         }
-        /// Move the position of an open guest file, in the manner of fseek(),
-        /// and report where it ended up.  Seeking by zero bytes from the
-        /// current position therefore just tells the current offset, like
-        /// ftell().
-        ///
-        /// Since: 0.15.0
+        /// Calls `guest-file-seek`: see [`GuestFileSeek`](super::commands::GuestFileSeek).
         pub fn guest_file_seek(
             &mut self,
             args: &super::GuestFileSeekArgs,
-        ) -> ::std::result::Result<
-            super::GuestFileSeek,
-            ::qapi_runtime::CallError<T::Error>,
-        > {
-            ::qapi_runtime::client::call::<
-                super::commands::GuestFileSeek,
-                T,
-            >(&mut self.transport, args)
+        ) -> Result<super::GuestFileSeek, CallError<T::Error>> {
+            call::<commands::GuestFileSeek, T>(&mut self.transport, args)
         }
-        /// Push data the agent still buffers for an open file down to the
-        /// guest kernel.
-        ///
-        /// Since: 0.15.0
+        /// Calls `guest-file-flush`: see [`GuestFileFlush`](super::commands::GuestFileFlush).
         pub fn guest_file_flush(
             &mut self,
             args: &super::GuestFileFlushArgs,
-        ) -> ::std::result::Result<(), ::qapi_runtime::CallError<T::Error>> {
-            ::qapi_runtime::client::call::<
-                super::commands::GuestFileFlush,
-                T,
-            >(&mut self.transport, args)
-                .map(|::qapi_runtime::Empty| ())
+        ) -> Result<(), CallError<T::Error>> {
+            call::<commands::GuestFileFlush, T>(&mut self.transport, args)
+                .map(|Empty| ())
         }
-        /// Report whether the agent has frozen the guest filesystems.
-        ///
-        /// The agent only tracks freezes it performed itself.  If some other
-        /// program in the guest froze or thawed filesystems, the answer can be
-        /// wrong.
-        ///
-        /// Since: 0.15.0
-        ///
-        /// Offered by guests where `{'any': ['CONFIG_WIN32', 'CONFIG_FSFREEZE']}` holds.
+        /// Calls `guest-fsfreeze-status`: see [`GuestFsfreezeStatus`](super::commands::GuestFsfreezeStatus).
         pub fn guest_fsfreeze_status(
             &mut self,
-        ) -> ::std::result::Result<
-            super::GuestFsfreezeStatus,
-            ::qapi_runtime::CallError<T::Error>,
-        > {
-            ::qapi_runtime::client::call::<
-                super::commands::GuestFsfreezeStatus,
-                T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
+        ) -> Result<super::GuestFsfreezeStatus, CallError<T::Error>> {
+            call::<commands::GuestFsfreezeStatus, T>(&mut self.transport, &Empty)
         }
-        /// Flush and freeze every local guest filesystem that supports
-        /// freezing.  After a successful call, use `guest-fsfreeze-thaw` to
-        /// release them.
-        ///
-        /// If anything fails, every filesystem is thawed again.  When the call
-        /// ends up freezing nothing, `guest-fsfreeze-status` keeps reporting
-        /// "thawed" and no thaw is needed.
-        ///
-        /// On Windows guests the freeze goes through the Volume Shadow Copy
-        /// Service, which lifts it again after at most 10 seconds.
-        ///
-        /// Returns: how many filesystems are frozen now
-        ///
-        /// Since: 0.15.0
-        ///
-        /// Offered by guests where `{'any': ['CONFIG_WIN32', 'CONFIG_FSFREEZE']}` holds.
-        pub fn guest_fsfreeze_freeze(
-            &mut self,
-        ) -> ::std::result::Result<i64, ::qapi_runtime::CallError<T::Error>> {
-            ::qapi_runtime::client::call::<
-                super::commands::GuestFsfreezeFreeze,
-                T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
+        /// Calls `guest-fsfreeze-freeze`: see [`GuestFsfreezeFreeze`](super::commands::GuestFsfreezeFreeze).
+        pub fn guest_fsfreeze_freeze(&mut self) -> Result<i64, CallError<T::Error>> {
+            call::<commands::GuestFsfreezeFreeze, T>(&mut self.transport, &Empty)
         }
-        /// Like `guest-fsfreeze-freeze`, but only for selected filesystems.
-        /// If anything fails, every filesystem is thawed again.
-        ///
-        /// Returns: how many filesystems are frozen now
-        ///
-        /// Since: 2.2
-        ///
-        /// Offered by guests where `{'any': ['CONFIG_WIN32', 'CONFIG_FSFREEZE']}` holds.
+        /// Calls `guest-fsfreeze-freeze-list`: see [`GuestFsfreezeFreezeList`](super::commands::GuestFsfreezeFreezeList).
         pub fn guest_fsfreeze_freeze_list(
             &mut self,
             args: &super::GuestFsfreezeFreezeListArgs,
-        ) -> ::std::result::Result<i64, ::qapi_runtime::CallError<T::Error>> {
-            ::qapi_runtime::client::call::<
-                super::commands::GuestFsfreezeFreezeList,
-                T,
-            >(&mut self.transport, args)
+        ) -> Result<i64, CallError<T::Error>> {
+            call::<commands::GuestFsfreezeFreezeList, T>(&mut self.transport, args)
         }
-        /// Thaw every frozen guest filesystem.
-        ///
-        /// A result smaller than the count returned by the earlier freeze
-        /// means that some filesystems were thawed by someone else in the
-        /// meantime, so their contents may have changed.
-        ///
-        /// Returns: how many filesystems this call thawed
-        ///
-        /// Since: 0.15.0
-        ///
-        /// Offered by guests where `{'any': ['CONFIG_WIN32', 'CONFIG_FSFREEZE']}` holds.
-        pub fn guest_fsfreeze_thaw(
-            &mut self,
-        ) -> ::std::result::Result<i64, ::qapi_runtime::CallError<T::Error>> {
-            ::qapi_runtime::client::call::<
-                super::commands::GuestFsfreezeThaw,
-                T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
+        /// Calls `guest-fsfreeze-thaw`: see [`GuestFsfreezeThaw`](super::commands::GuestFsfreezeThaw).
+        pub fn guest_fsfreeze_thaw(&mut self) -> Result<i64, CallError<T::Error>> {
+            call::<commands::GuestFsfreezeThaw, T>(&mut self.transport, &Empty)
         }
-        /// Tell the storage beneath the guest filesystems which blocks are
-        /// free, so that it can discard them (the "trim" operation).
-        ///
-        /// Returns: the outcome for each filesystem (since 2.4)
-        ///
-        /// Since: 1.2
-        ///
-        /// Offered by guests where `{'any': ['CONFIG_WIN32', 'CONFIG_FSTRIM']}` holds.
+        /// Calls `guest-fstrim`: see [`GuestFstrim`](super::commands::GuestFstrim).
         pub fn guest_fstrim(
             &mut self,
             args: &super::GuestFstrimArgs,
-        ) -> ::std::result::Result<
-            super::GuestFilesystemTrimResponse,
-            ::qapi_runtime::CallError<T::Error>,
-        > {
-            ::qapi_runtime::client::call::<
-                super::commands::GuestFstrim,
-                T,
-            >(&mut self.transport, args)
+        ) -> Result<super::GuestFilesystemTrimResponse, CallError<T::Error>> {
+            call::<commands::GuestFstrim, T>(&mut self.transport, args)
         }
-        /// Hibernate the guest, saving its state to disk and powering off.
-        ///
-        /// On Linux, the agent tries systemd's hibernate first, then the
-        /// pm-hibernate tool of pm-utils, and finally writes to the kernel's
-        /// power interface in sysfs.
-        ///
-        /// No reply is sent when the command succeeds.  The QEMU process
-        /// exiting with status zero, or the QMP `query-status` command
-        /// reporting "shutdown" when QEMU runs with --no-shutdown, strongly
-        /// suggests success, though a shutdown for an unrelated reason looks
-        /// the same.
-        ///
-        /// Once the guest has been resumed, run `guest-sync` before sending
-        /// anything else.
-        ///
-        /// Errors: - If the guest cannot hibernate, Unsupported
-        ///
-        /// Since: 1.1
-        ///
-        /// The agent sends no reply on success: this returns once the request is sent, or with the error the agent answers instead.
-        ///
-        /// Offered by guests where `{'any': ['CONFIG_LINUX', 'CONFIG_WIN32']}` holds.
-        pub fn guest_suspend_disk(
-            &mut self,
-        ) -> ::std::result::Result<(), ::qapi_runtime::CallError<T::Error>> {
-            ::qapi_runtime::client::send::<
-                super::commands::GuestSuspendDisk,
-                T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
+        /// Sends `guest-suspend-disk`, which gets no reply on success: see [`GuestSuspendDisk`](super::commands::GuestSuspendDisk).
+        pub fn guest_suspend_disk(&mut self) -> Result<(), CallError<T::Error>> {
+            send::<commands::GuestSuspendDisk, T>(&mut self.transport, &Empty)
         }
-        /// Put the guest to sleep, keeping its state in memory.
-        ///
-        /// On Linux, the agent tries systemd first, then the pm-utils tools,
-        /// and finally writes to the kernel's power interface in sysfs.
-        ///
-        /// Waking the guest up again needs QEMU support.  Before issuing this
-        /// command, make sure the QMP `query-current-machine` command reports
-        /// wakeup-suspend-support as true.  Otherwise the guest may never wake
-        /// up, and only a hard power cycle brings it back.
-        ///
-        /// No reply is sent when the command succeeds.  Success shows as a
-        /// `SUSPEND` QMP event from QEMU, or as the status "suspended" in the
-        /// output of the QMP `query-status` command.
-        ///
-        /// Once the guest has been resumed, run `guest-sync` before sending
-        /// anything else.
-        ///
-        /// Errors: - If the guest cannot suspend to RAM, Unsupported
-        ///
-        /// Since: 1.1
-        ///
-        /// The agent sends no reply on success: this returns once the request is sent, or with the error the agent answers instead.
-        ///
-        /// Offered by guests where `{'any': ['CONFIG_LINUX', 'CONFIG_WIN32']}` holds.
-        pub fn guest_suspend_ram(
-            &mut self,
-        ) -> ::std::result::Result<(), ::qapi_runtime::CallError<T::Error>> {
-            ::qapi_runtime::client::send::<
-                super::commands::GuestSuspendRam,
-                T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
+        /// Sends `guest-suspend-ram`, which gets no reply on success: see [`GuestSuspendRam`](super::commands::GuestSuspendRam).
+        pub fn guest_suspend_ram(&mut self) -> Result<(), CallError<T::Error>> {
+            send::<commands::GuestSuspendRam, T>(&mut self.transport, &Empty)
         }
-        /// Write the guest state to disk, then put the guest to sleep with its
-        /// state also kept in memory.
-        ///
-        /// The agent tries systemd's hybrid-sleep first and pm-suspend-hybrid
-        /// from pm-utils second.
-        ///
-        /// Waking the guest up again needs QEMU support.  Before issuing this
-        /// command, make sure the QMP `query-current-machine` command reports
-        /// wakeup-suspend-support as true.  Otherwise the guest may never wake
-        /// up, and only a hard power cycle brings it back.
-        ///
-        /// No reply is sent when the command succeeds.  Success shows as a
-        /// `SUSPEND` QMP event from QEMU, or as the status "suspended" in the
-        /// output of the QMP `query-status` command.
-        ///
-        /// Once the guest has been resumed, run `guest-sync` before sending
-        /// anything else.
-        ///
-        /// Errors: - If the guest cannot do a hybrid suspend, Unsupported
-        ///
-        /// Since: 1.1
-        ///
-        /// The agent sends no reply on success: this returns once the request is sent, or with the error the agent answers instead.
-        ///
-        /// Offered by guests where `CONFIG_LINUX` holds.
-        pub fn guest_suspend_hybrid(
-            &mut self,
-        ) -> ::std::result::Result<(), ::qapi_runtime::CallError<T::Error>> {
-            ::qapi_runtime::client::send::<
-                super::commands::GuestSuspendHybrid,
-                T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
+        /// Sends `guest-suspend-hybrid`, which gets no reply on success: see [`GuestSuspendHybrid`](super::commands::GuestSuspendHybrid).
+        pub fn guest_suspend_hybrid(&mut self) -> Result<(), CallError<T::Error>> {
+            send::<commands::GuestSuspendHybrid, T>(&mut self.transport, &Empty)
         }
-        /// List the guest's network interfaces with their hardware addresses,
-        /// IP addresses and prefix lengths.
-        ///
-        /// Since: 1.1
-        ///
-        /// Offered by guests where `{'any': ['CONFIG_WIN32', 'HAVE_GETIFADDRS']}` holds.
+        /// Calls `guest-network-get-interfaces`: see [`GuestNetworkGetInterfaces`](super::commands::GuestNetworkGetInterfaces).
         pub fn guest_network_get_interfaces(
             &mut self,
-        ) -> ::std::result::Result<
-            ::std::vec::Vec<super::GuestNetworkInterface>,
-            ::qapi_runtime::CallError<T::Error>,
-        > {
-            ::qapi_runtime::client::call::<
-                super::commands::GuestNetworkGetInterfaces,
-                T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
+        ) -> Result<::std::vec::Vec<super::GuestNetworkInterface>, CallError<T::Error>> {
+            call::<commands::GuestNetworkGetInterfaces, T>(&mut self.transport, &Empty)
         }
-        /// List the guest's virtual CPUs.  Nothing in the guest is changed.
-        ///
-        /// Returns: every CPU the guest knows of, each listed once, in no
-        /// particular order
-        ///
-        /// Since: 1.5
-        ///
-        /// Offered by guests where `{'any': ['CONFIG_LINUX', 'CONFIG_WIN32']}` holds.
+        /// Calls `guest-get-vcpus`: see [`GuestGetVcpus`](super::commands::GuestGetVcpus).
         pub fn guest_get_vcpus(
             &mut self,
-        ) -> ::std::result::Result<
-            ::std::vec::Vec<super::GuestLogicalProcessor>,
-            ::qapi_runtime::CallError<T::Error>,
-        > {
-            ::qapi_runtime::client::call::<
-                super::commands::GuestGetVcpus,
-                T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
+        ) -> Result<::std::vec::Vec<super::GuestLogicalProcessor>, CallError<T::Error>> {
+            call::<commands::GuestGetVcpus, T>(&mut self.transport, &Empty)
         }
-        /// Bring guest virtual CPUs online or take them offline.
-        ///
-        /// Returns: how many entries at the start of `vcpus` were applied; the
-        /// agent goes as far as it can.  Zero means `vcpus` was empty and
-        /// nothing changed.  A value between zero and the list length
-        /// means the entries up to that point took effect and the next one
-        /// failed; resubmitting the remaining entries shows the error, if
-        /// it persists.  The list length means that everything was
-        /// applied.
-        ///
-        /// Errors: - If the very first entry of `vcpus` cannot be applied; the guest
-        ///   is left unchanged
-        ///
-        /// Since: 1.5
-        ///
-        /// Offered by guests where `CONFIG_LINUX` holds.
+        /// Calls `guest-set-vcpus`: see [`GuestSetVcpus`](super::commands::GuestSetVcpus).
         pub fn guest_set_vcpus(
             &mut self,
             args: &super::GuestSetVcpusArgs,
-        ) -> ::std::result::Result<i64, ::qapi_runtime::CallError<T::Error>> {
-            ::qapi_runtime::client::call::<
-                super::commands::GuestSetVcpus,
-                T,
-            >(&mut self.transport, args)
+        ) -> Result<i64, CallError<T::Error>> {
+            call::<commands::GuestSetVcpus, T>(&mut self.transport, args)
         }
-        /// List the guest's block devices.
-        ///
-        /// Returns: the disks and partitions of the guest.  Windows guests
-        /// only report physical disks.  Linux guests report every top-level
-        /// block device with a non-zero size, which includes removable
-        /// media, loop devices and network block devices.
-        ///
-        /// Since: 5.2
-        ///
-        /// Offered by guests where `{'any': ['CONFIG_WIN32', 'CONFIG_LIBUDEV']}` holds.
+        /// Calls `guest-get-disks`: see [`GuestGetDisks`](super::commands::GuestGetDisks).
         pub fn guest_get_disks(
             &mut self,
-        ) -> ::std::result::Result<
-            ::std::vec::Vec<super::GuestDiskInfo>,
-            ::qapi_runtime::CallError<T::Error>,
-        > {
-            ::qapi_runtime::client::call::<
-                super::commands::GuestGetDisks,
-                T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
+        ) -> Result<::std::vec::Vec<super::GuestDiskInfo>, CallError<T::Error>> {
+            call::<commands::GuestGetDisks, T>(&mut self.transport, &Empty)
         }
-        /// List the filesystems mounted in the guest.
-        ///
-        /// Returns: one entry for each local mounted filesystem; network
-        /// filesystems such as NFS or CIFS are left out.  The mount points
-        /// reported can be passed to `guest-fsfreeze-freeze-list`.
-        ///
-        /// Since: 2.2
-        ///
-        /// Offered by guests where `{'any': ['CONFIG_WIN32', 'CONFIG_LINUX']}` holds.
+        /// Calls `guest-get-fsinfo`: see [`GuestGetFsinfo`](super::commands::GuestGetFsinfo).
         pub fn guest_get_fsinfo(
             &mut self,
-        ) -> ::std::result::Result<
-            ::std::vec::Vec<super::GuestFilesystemInfo>,
-            ::qapi_runtime::CallError<T::Error>,
-        > {
-            ::qapi_runtime::client::call::<
-                super::commands::GuestGetFsinfo,
-                T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
+        ) -> Result<::std::vec::Vec<super::GuestFilesystemInfo>, CallError<T::Error>> {
+            call::<commands::GuestGetFsinfo, T>(&mut self.transport, &Empty)
         }
-        /// Change the password of a guest user account.
-        ///
-        /// With `crypted` set, the caller supplies an already hashed password
-        /// and must pick a hashing scheme the guest accepts; the agent passes
-        /// it on without checking it.  Consult the guest operating system's
-        /// documentation for the supported schemes.  Some guests require the
-        /// clear-text password and cannot honour `crypted` at all.
-        ///
-        /// Whether hashed or not, `password` is always sent base64-encoded, so
-        /// that arbitrary bytes survive the JSON transport.
-        ///
-        /// Since: 2.3
-        ///
-        /// Offered by guests where `{'any': ['CONFIG_WIN32', 'CONFIG_LINUX', 'CONFIG_FREEBSD']}` holds.
+        /// Calls `guest-set-user-password`: see [`GuestSetUserPassword`](super::commands::GuestSetUserPassword).
         pub fn guest_set_user_password(
             &mut self,
             args: &super::GuestSetUserPasswordArgs,
-        ) -> ::std::result::Result<(), ::qapi_runtime::CallError<T::Error>> {
-            ::qapi_runtime::client::call::<
-                super::commands::GuestSetUserPassword,
-                T,
-            >(&mut self.transport, args)
-                .map(|::qapi_runtime::Empty| ())
+        ) -> Result<(), CallError<T::Error>> {
+            call::<commands::GuestSetUserPassword, T>(&mut self.transport, args)
+                .map(|Empty| ())
         }
-        /// List the guest's memory blocks.  Nothing in the guest is changed.
-        ///
-        /// Returns: every memory block the guest knows of, each listed once,
-        /// in no particular order
-        ///
-        /// Since: 2.3
-        ///
-        /// Offered by guests where `CONFIG_LINUX` holds.
+        /// Calls `guest-get-memory-blocks`: see [`GuestGetMemoryBlocks`](super::commands::GuestGetMemoryBlocks).
         pub fn guest_get_memory_blocks(
             &mut self,
-        ) -> ::std::result::Result<
-            ::std::vec::Vec<super::GuestMemoryBlock>,
-            ::qapi_runtime::CallError<T::Error>,
-        > {
-            ::qapi_runtime::client::call::<
-                super::commands::GuestGetMemoryBlocks,
-                T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
+        ) -> Result<::std::vec::Vec<super::GuestMemoryBlock>, CallError<T::Error>> {
+            call::<commands::GuestGetMemoryBlocks, T>(&mut self.transport, &Empty)
         }
-        /// Bring guest memory blocks online or take them offline.
-        ///
-        /// Returns: one outcome for each entry of `mem-blks`, in the same
-        /// order.  The list is empty, and the guest unchanged, when
-        /// `mem-blks` is empty or the request as a whole failed.
-        ///
-        /// Since: 2.3
-        ///
-        /// Offered by guests where `CONFIG_LINUX` holds.
+        /// Calls `guest-set-memory-blocks`: see [`GuestSetMemoryBlocks`](super::commands::GuestSetMemoryBlocks).
         pub fn guest_set_memory_blocks(
             &mut self,
             args: &super::GuestSetMemoryBlocksArgs,
-        ) -> ::std::result::Result<
+        ) -> Result<
             ::std::vec::Vec<super::GuestMemoryBlockResponse>,
-            ::qapi_runtime::CallError<T::Error>,
+            CallError<T::Error>,
         > {
-            ::qapi_runtime::client::call::<
-                super::commands::GuestSetMemoryBlocks,
-                T,
-            >(&mut self.transport, args)
+            call::<commands::GuestSetMemoryBlocks, T>(&mut self.transport, args)
         }
-        /// Report properties shared by all guest memory blocks.
-        ///
-        /// Since: 2.3
-        ///
-        /// Offered by guests where `CONFIG_LINUX` holds.
+        /// Calls `guest-get-memory-block-info`: see [`GuestGetMemoryBlockInfo`](super::commands::GuestGetMemoryBlockInfo).
         pub fn guest_get_memory_block_info(
             &mut self,
-        ) -> ::std::result::Result<
-            super::GuestMemoryBlockInfo,
-            ::qapi_runtime::CallError<T::Error>,
-        > {
-            ::qapi_runtime::client::call::<
-                super::commands::GuestGetMemoryBlockInfo,
-                T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
+        ) -> Result<super::GuestMemoryBlockInfo, CallError<T::Error>> {
+            call::<commands::GuestGetMemoryBlockInfo, T>(&mut self.transport, &Empty)
         }
-        /// Query a process started by `guest-exec`.  Once the process has
-        /// ended, this also reaps it and frees what the agent kept about it, so
-        /// the result can be fetched only once after exit.
-        ///
-        /// Since: 2.5
+        /// Calls `guest-exec-status`: see [`GuestExecStatus`](super::commands::GuestExecStatus).
         pub fn guest_exec_status(
             &mut self,
             args: &super::GuestExecStatusArgs,
-        ) -> ::std::result::Result<
-            super::GuestExecStatus,
-            ::qapi_runtime::CallError<T::Error>,
-        > {
-            ::qapi_runtime::client::call::<
-                super::commands::GuestExecStatus,
-                T,
-            >(&mut self.transport, args)
+        ) -> Result<super::GuestExecStatus, CallError<T::Error>> {
+            call::<commands::GuestExecStatus, T>(&mut self.transport, args)
         }
-        /// Start a program in the guest without waiting for it.  Use
-        /// `guest-exec-status` to follow it.
-        ///
-        /// Returns: the process ID of the new process
-        ///
-        /// Since: 2.5
+        /// Calls `guest-exec`: see [`GuestExec`](super::commands::GuestExec).
         pub fn guest_exec(
             &mut self,
             args: &super::GuestExecArgs,
-        ) -> ::std::result::Result<
-            super::GuestExec,
-            ::qapi_runtime::CallError<T::Error>,
-        > {
-            ::qapi_runtime::client::call::<
-                super::commands::GuestExec,
-                T,
-            >(&mut self.transport, args)
+        ) -> Result<super::GuestExec, CallError<T::Error>> {
+            call::<commands::GuestExec, T>(&mut self.transport, args)
         }
-        /// Report the guest's host name.
-        ///
-        /// The name is whatever the guest has configured.  It need not be a
-        /// fully qualified domain name, need not be registered in DNS or any
-        /// other name service, and is not guaranteed to be unique, although it
-        /// usually is.
-        ///
-        /// Returns: the guest's host name
-        ///
-        /// Since: 2.10
+        /// Calls `guest-get-host-name`: see [`GuestGetHostName`](super::commands::GuestGetHostName).
         pub fn guest_get_host_name(
             &mut self,
-        ) -> ::std::result::Result<
-            super::GuestHostName,
-            ::qapi_runtime::CallError<T::Error>,
-        > {
-            ::qapi_runtime::client::call::<
-                super::commands::GuestGetHostName,
-                T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
+        ) -> Result<super::GuestHostName, CallError<T::Error>> {
+            call::<commands::GuestGetHostName, T>(&mut self.transport, &Empty)
         }
-        /// List the users logged in to the guest.
-        ///
-        /// Returns: the logged-in users, each listed once
-        ///
-        /// Since: 2.10
-        ///
-        /// Offered by guests where `{'any': ['CONFIG_WIN32', 'HAVE_UTMPX']}` holds.
+        /// Calls `guest-get-users`: see [`GuestGetUsers`](super::commands::GuestGetUsers).
         pub fn guest_get_users(
             &mut self,
-        ) -> ::std::result::Result<
-            ::std::vec::Vec<super::GuestUser>,
-            ::qapi_runtime::CallError<T::Error>,
-        > {
-            ::qapi_runtime::client::call::<
-                super::commands::GuestGetUsers,
-                T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
+        ) -> Result<::std::vec::Vec<super::GuestUser>, CallError<T::Error>> {
+            call::<commands::GuestGetUsers, T>(&mut self.transport, &Empty)
         }
-        /// Report the guest's time zone.
-        ///
-        /// Since: 2.10
+        /// Calls `guest-get-timezone`: see [`GuestGetTimezone`](super::commands::GuestGetTimezone).
         pub fn guest_get_timezone(
             &mut self,
-        ) -> ::std::result::Result<
-            super::GuestTimezone,
-            ::qapi_runtime::CallError<T::Error>,
-        > {
-            ::qapi_runtime::client::call::<
-                super::commands::GuestGetTimezone,
-                T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
+        ) -> Result<super::GuestTimezone, CallError<T::Error>> {
+            call::<commands::GuestGetTimezone, T>(&mut self.transport, &Empty)
         }
-        /// Identify the guest operating system and its kernel.
-        ///
-        /// Since: 2.10
+        /// Calls `guest-get-osinfo`: see [`GuestGetOsinfo`](super::commands::GuestGetOsinfo).
         pub fn guest_get_osinfo(
             &mut self,
-        ) -> ::std::result::Result<
-            super::GuestOsInfo,
-            ::qapi_runtime::CallError<T::Error>,
-        > {
-            ::qapi_runtime::client::call::<
-                super::commands::GuestGetOsinfo,
-                T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
+        ) -> Result<super::GuestOsInfo, CallError<T::Error>> {
+            call::<commands::GuestGetOsinfo, T>(&mut self.transport, &Empty)
         }
-        /// List the devices of a Windows guest together with their drivers.
-        ///
-        /// Since: 5.2
-        ///
-        /// Offered by guests where `CONFIG_WIN32` holds.
+        /// Calls `guest-get-devices`: see [`GuestGetDevices`](super::commands::GuestGetDevices).
         pub fn guest_get_devices(
             &mut self,
-        ) -> ::std::result::Result<
-            ::std::vec::Vec<super::GuestDeviceInfo>,
-            ::qapi_runtime::CallError<T::Error>,
-        > {
-            ::qapi_runtime::client::call::<
-                super::commands::GuestGetDevices,
-                T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
+        ) -> Result<::std::vec::Vec<super::GuestDeviceInfo>, CallError<T::Error>> {
+            call::<commands::GuestGetDevices, T>(&mut self.transport, &Empty)
         }
-        /// Read the keys in a user's ~/.ssh/authorized_keys file.  Only
-        /// implemented for Unix-like guests.
-        ///
-        /// Since: 5.2
+        /// Calls `guest-ssh-get-authorized-keys`: see [`GuestSshGetAuthorizedKeys`](super::commands::GuestSshGetAuthorizedKeys).
         pub fn guest_ssh_get_authorized_keys(
             &mut self,
             args: &super::GuestSshGetAuthorizedKeysArgs,
-        ) -> ::std::result::Result<
-            super::GuestAuthorizedKeys,
-            ::qapi_runtime::CallError<T::Error>,
-        > {
-            ::qapi_runtime::client::call::<
-                super::commands::GuestSshGetAuthorizedKeys,
-                T,
-            >(&mut self.transport, args)
+        ) -> Result<super::GuestAuthorizedKeys, CallError<T::Error>> {
+            call::<commands::GuestSshGetAuthorizedKeys, T>(&mut self.transport, args)
         }
-        /// Add keys to a user's ~/.ssh/authorized_keys file.  Only implemented
-        /// for Unix-like guests.
-        ///
-        /// Since: 5.2
+        /// Calls `guest-ssh-add-authorized-keys`: see [`GuestSshAddAuthorizedKeys`](super::commands::GuestSshAddAuthorizedKeys).
         pub fn guest_ssh_add_authorized_keys(
             &mut self,
             args: &super::GuestSshAddAuthorizedKeysArgs,
-        ) -> ::std::result::Result<(), ::qapi_runtime::CallError<T::Error>> {
-            ::qapi_runtime::client::call::<
-                super::commands::GuestSshAddAuthorizedKeys,
-                T,
-            >(&mut self.transport, args)
-                .map(|::qapi_runtime::Empty| ())
+        ) -> Result<(), CallError<T::Error>> {
+            call::<commands::GuestSshAddAuthorizedKeys, T>(&mut self.transport, args)
+                .map(|Empty| ())
         }
-        /// Delete keys from a user's ~/.ssh/authorized_keys file.  Only
-        /// implemented for Unix-like guests.  Keys that are not in the file
-        /// are silently skipped.
-        ///
-        /// Since: 5.2
+        /// Calls `guest-ssh-remove-authorized-keys`: see [`GuestSshRemoveAuthorizedKeys`](super::commands::GuestSshRemoveAuthorizedKeys).
         pub fn guest_ssh_remove_authorized_keys(
             &mut self,
             args: &super::GuestSshRemoveAuthorizedKeysArgs,
-        ) -> ::std::result::Result<(), ::qapi_runtime::CallError<T::Error>> {
-            ::qapi_runtime::client::call::<
-                super::commands::GuestSshRemoveAuthorizedKeys,
-                T,
-            >(&mut self.transport, args)
-                .map(|::qapi_runtime::Empty| ())
+        ) -> Result<(), CallError<T::Error>> {
+            call::<commands::GuestSshRemoveAuthorizedKeys, T>(&mut self.transport, args)
+                .map(|Empty| ())
         }
-        /// Read the I/O counters of the guest's block devices.
-        ///
-        /// Returns: one entry for each block device
-        ///
-        /// Since: 7.1
-        ///
-        /// Offered by guests where `CONFIG_LINUX` holds.
+        /// Calls `guest-get-diskstats`: see [`GuestGetDiskstats`](super::commands::GuestGetDiskstats).
         pub fn guest_get_diskstats(
             &mut self,
-        ) -> ::std::result::Result<
-            ::std::vec::Vec<super::GuestDiskStatsInfo>,
-            ::qapi_runtime::CallError<T::Error>,
-        > {
-            ::qapi_runtime::client::call::<
-                super::commands::GuestGetDiskstats,
-                T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
+        ) -> Result<::std::vec::Vec<super::GuestDiskStatsInfo>, CallError<T::Error>> {
+            call::<commands::GuestGetDiskstats, T>(&mut self.transport, &Empty)
         }
-        /// Read the usage statistics of the guest's CPUs.
-        ///
-        /// Returns: one entry for each CPU
-        ///
-        /// Since: 7.1
-        ///
-        /// Offered by guests where `CONFIG_LINUX` holds.
+        /// Calls `guest-get-cpustats`: see [`GuestGetCpustats`](super::commands::GuestGetCpustats).
         pub fn guest_get_cpustats(
             &mut self,
-        ) -> ::std::result::Result<
-            ::std::vec::Vec<super::GuestCpuStats>,
-            ::qapi_runtime::CallError<T::Error>,
-        > {
-            ::qapi_runtime::client::call::<
-                super::commands::GuestGetCpustats,
-                T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
+        ) -> Result<::std::vec::Vec<super::GuestCpuStats>, CallError<T::Error>> {
+            call::<commands::GuestGetCpustats, T>(&mut self.transport, &Empty)
         }
-        /// Report the guest's load averages.
-        ///
-        /// Windows has no load average of its own.  There, the agent computes
-        /// one from CPU usage in the same way as Linux.  Sampling begins with
-        /// the first call of this command, so early results rest on a shorter
-        /// history than their nominal time windows.
-        ///
-        /// Returns: the three load averages
-        ///
-        /// Since: 10.0
-        ///
-        /// Offered by guests where `{'any': ['CONFIG_WIN32', 'CONFIG_GETLOADAVG']}` holds.
+        /// Calls `guest-get-load`: see [`GuestGetLoad`](super::commands::GuestGetLoad).
         pub fn guest_get_load(
             &mut self,
-        ) -> ::std::result::Result<
-            super::GuestLoadAverage,
-            ::qapi_runtime::CallError<T::Error>,
-        > {
-            ::qapi_runtime::client::call::<
-                super::commands::GuestGetLoad,
-                T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
+        ) -> Result<super::GuestLoadAverage, CallError<T::Error>> {
+            call::<commands::GuestGetLoad, T>(&mut self.transport, &Empty)
         }
-        /// Read the guest's routing table.
-        ///
-        /// Returns: one entry for each route
-        ///
-        /// Since: 9.1
-        ///
-        /// Offered by guests where `CONFIG_LINUX` holds.
+        /// Calls `guest-network-get-route`: see [`GuestNetworkGetRoute`](super::commands::GuestNetworkGetRoute).
         pub fn guest_network_get_route(
             &mut self,
-        ) -> ::std::result::Result<
-            ::std::vec::Vec<super::GuestNetworkRoute>,
-            ::qapi_runtime::CallError<T::Error>,
-        > {
-            ::qapi_runtime::client::call::<
-                super::commands::GuestNetworkGetRoute,
-                T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
+        ) -> Result<::std::vec::Vec<super::GuestNetworkRoute>, CallError<T::Error>> {
+            call::<commands::GuestNetworkGetRoute, T>(&mut self.transport, &Empty)
         }
     }
     /// An async client over any [`::qapi_runtime::AsyncTransport`].
@@ -6118,898 +3921,325 @@ pub mod client {
         }
     }
     impl<T: ::qapi_runtime::AsyncTransport> AsyncClient<T> {
-        /// Resynchronize the channel, with a framing byte.  The agent first
-        /// writes a single 0xFF byte and then replies with the `id` it was
-        /// given.
-        ///
-        /// A client issues this command right after connecting and again after
-        /// any timeout on its side, including a timeout while waiting for the
-        /// reply to this very command.  Until the reply carrying its own `id`
-        /// arrives, the client throws away everything it reads: that data may
-        /// be left over from an earlier session.  Seeing the 0xFF byte tells
-        /// the client to reset its JSON lexer and parser, since a fresh reply
-        /// starts right after it; a client may also simply skip all input up
-        /// to that byte.
-        ///
-        /// In the other direction, the client should send a 0xFF byte just
-        /// before the request, so that the agent drops any incomplete JSON
-        /// input a previous client may have left behind.
-        ///
-        /// Returns: the `id` value from the request
-        ///
-        /// Since: 1.1
+        /// Calls `guest-sync-delimited`: see [`GuestSyncDelimited`](super::commands::GuestSyncDelimited).
         pub async fn guest_sync_delimited(
             &mut self,
             args: &super::GuestSyncDelimitedArgs,
-        ) -> ::std::result::Result<i64, ::qapi_runtime::CallError<T::Error>> {
-            ::qapi_runtime::client::call_async::<
-                super::commands::GuestSyncDelimited,
-                T,
-            >(&mut self.transport, args)
+        ) -> Result<i64, CallError<T::Error>> {
+            call_async::<commands::GuestSyncDelimited, T>(&mut self.transport, args)
                 .await
         }
-        /// Resynchronize the channel by having the agent echo a value back.
-        ///
-        /// The client discards every reply until one carries the `id` it sent;
-        /// anything before that may be stale output meant for someone else.
-        /// Without a framing byte, the client alone must cope with stale
-        /// replies, complete or truncated, that precede the one it waits for.
-        ///
-        /// That is easy when the client reads replies one line at a time and
-        /// parses each line separately, although a line of leftover garbage
-        /// can still fail to parse.  It cannot be done reliably when a partial
-        /// reply was already fed into a streaming parser, for example one that
-        /// consumes a character at a time; such clients should use
-        /// `guest-sync-delimited` instead.
-        ///
-        /// As with the delimited variant, sending a 0xFF byte before this
-        /// request makes the agent discard incomplete input from an earlier
-        /// session.
-        ///
-        /// Returns: the `id` value from the request
-        ///
-        /// Since: 0.15.0
+        /// Calls `guest-sync`: see [`GuestSync`](super::commands::GuestSync).
         pub async fn guest_sync(
             &mut self,
             args: &super::GuestSyncArgs,
-        ) -> ::std::result::Result<i64, ::qapi_runtime::CallError<T::Error>> {
-            ::qapi_runtime::client::call_async::<
-                super::commands::GuestSync,
-                T,
-            >(&mut self.transport, args)
-                .await
+        ) -> Result<i64, CallError<T::Error>> {
+            call_async::<commands::GuestSync, T>(&mut self.transport, args).await
         }
-        /// Check that the agent is alive and answering.  The command does
-        /// nothing; a reply without an error is the whole result.
-        ///
-        /// Since: 0.15.0
-        pub async fn guest_ping(
-            &mut self,
-        ) -> ::std::result::Result<(), ::qapi_runtime::CallError<T::Error>> {
-            ::qapi_runtime::client::call_async::<
-                super::commands::GuestPing,
-                T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
+        /// Calls `guest-ping`: see [`GuestPing`](super::commands::GuestPing).
+        pub async fn guest_ping(&mut self) -> Result<(), CallError<T::Error>> {
+            call_async::<commands::GuestPing, T>(&mut self.transport, &Empty)
                 .await
-                .map(|::qapi_runtime::Empty| ())
+                .map(|Empty| ())
         }
-        /// Read the guest's system clock.
-        ///
-        /// Returns: nanoseconds elapsed since 1970-01-01 00:00:00 UTC
-        ///
-        /// Since: 1.5
-        pub async fn guest_get_time(
-            &mut self,
-        ) -> ::std::result::Result<i64, ::qapi_runtime::CallError<T::Error>> {
-            ::qapi_runtime::client::call_async::<
-                super::commands::GuestGetTime,
-                T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
-                .await
+        /// Calls `guest-get-time`: see [`GuestGetTime`](super::commands::GuestGetTime).
+        pub async fn guest_get_time(&mut self) -> Result<i64, CallError<T::Error>> {
+            call_async::<commands::GuestGetTime, T>(&mut self.transport, &Empty).await
         }
-        /// Set the guest's system clock, then copy it into the hardware clock
-        /// (RTC).
-        ///
-        /// A guest that was paused for a long time, or saved to a file and
-        /// restored later, keeps running with a clock that is far behind, and
-        /// NTP may refuse to correct a jump that large.  This command lets
-        /// the host fix the clock directly.
-        ///
-        /// When `time` is omitted, the agent takes the new system time from the
-        /// RTC instead.  Not every guest operating system can do that (Windows
-        /// cannot), so passing an explicit value is the portable choice.
-        ///
-        /// Since: 1.5
+        /// Calls `guest-set-time`: see [`GuestSetTime`](super::commands::GuestSetTime).
         pub async fn guest_set_time(
             &mut self,
             args: &super::GuestSetTimeArgs,
-        ) -> ::std::result::Result<(), ::qapi_runtime::CallError<T::Error>> {
-            ::qapi_runtime::client::call_async::<
-                super::commands::GuestSetTime,
-                T,
-            >(&mut self.transport, args)
+        ) -> Result<(), CallError<T::Error>> {
+            call_async::<commands::GuestSetTime, T>(&mut self.transport, args)
                 .await
-                .map(|::qapi_runtime::Empty| ())
+                .map(|Empty| ())
         }
-        /// Report the agent's version and the commands it implements.
-        ///
-        /// Since: 0.15.0
+        /// Calls `guest-info`: see [`GuestInfo`](super::commands::GuestInfo).
         pub async fn guest_info(
             &mut self,
-        ) -> ::std::result::Result<
-            super::GuestAgentInfo,
-            ::qapi_runtime::CallError<T::Error>,
-        > {
-            ::qapi_runtime::client::call_async::<
-                super::commands::GuestInfo,
-                T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
-                .await
+        ) -> Result<super::GuestAgentInfo, CallError<T::Error>> {
+            call_async::<commands::GuestInfo, T>(&mut self.transport, &Empty).await
         }
-        /// Ask the guest operating system to shut down or restart.
-        ///
-        /// The request is only started, not awaited, and nothing guarantees
-        /// that the shutdown completes.  No reply is sent when it succeeds.
-        /// To confirm success, watch the QEMU process exit with status zero,
-        /// or, if QEMU runs with --no-shutdown, poll the QMP `query-status`
-        /// command until the VM status becomes "shutdown".
-        ///
-        /// Since: 0.15.0
-        ///
-        /// The agent sends no reply on success: this returns once the request is sent, or with the error the agent answers instead.
+        /// Sends `guest-shutdown`, which gets no reply on success: see [`GuestShutdown`](super::commands::GuestShutdown).
         pub async fn guest_shutdown(
             &mut self,
             args: &super::GuestShutdownArgs,
-        ) -> ::std::result::Result<(), ::qapi_runtime::CallError<T::Error>> {
-            ::qapi_runtime::client::send_async::<
-                super::commands::GuestShutdown,
-                T,
-            >(&mut self.transport, args)
-                .await
+        ) -> Result<(), CallError<T::Error>> {
+            send_async::<commands::GuestShutdown, T>(&mut self.transport, args).await
         }
-        /// Open a file inside the guest.
-        ///
-        /// Returns: a handle to pass to the other guest-file commands
-        ///
-        /// Since: 0.15.0
+        /// Calls `guest-file-open`: see [`GuestFileOpen`](super::commands::GuestFileOpen).
         pub async fn guest_file_open(
             &mut self,
             args: &super::GuestFileOpenArgs,
-        ) -> ::std::result::Result<i64, ::qapi_runtime::CallError<T::Error>> {
-            ::qapi_runtime::client::call_async::<
-                super::commands::GuestFileOpen,
-                T,
-            >(&mut self.transport, args)
-                .await
+        ) -> Result<i64, CallError<T::Error>> {
+            call_async::<commands::GuestFileOpen, T>(&mut self.transport, args).await
         }
-        /// Close a file handle and release it.
-        ///
-        /// Since: 0.15.0
+        /// Calls `guest-file-close`: see [`GuestFileClose`](super::commands::GuestFileClose).
         pub async fn guest_file_close(
             &mut self,
             args: &super::GuestFileCloseArgs,
-        ) -> ::std::result::Result<(), ::qapi_runtime::CallError<T::Error>> {
-            ::qapi_runtime::client::call_async::<
-                super::commands::GuestFileClose,
-                T,
-            >(&mut self.transport, args)
+        ) -> Result<(), CallError<T::Error>> {
+            call_async::<commands::GuestFileClose, T>(&mut self.transport, args)
                 .await
-                .map(|::qapi_runtime::Empty| ())
+                .map(|Empty| ())
         }
-        /// Read from an open guest file.  The data comes back base64-encoded.
-        /// The command is meant for occasional, small transfers such as
-        /// fetching a log file, so a single read is capped at 48 MB.
-        ///
-        /// Since: 0.15.0
+        /// Calls `guest-file-read`: see [`GuestFileRead`](super::commands::GuestFileRead).
         pub async fn guest_file_read(
             &mut self,
             args: &super::GuestFileReadArgs,
-        ) -> ::std::result::Result<
-            super::GuestFileRead,
-            ::qapi_runtime::CallError<T::Error>,
-        > {
-            ::qapi_runtime::client::call_async::<
-                super::commands::GuestFileRead,
-                T,
-            >(&mut self.transport, args)
-                .await
+        ) -> Result<super::GuestFileRead, CallError<T::Error>> {
+            call_async::<commands::GuestFileRead, T>(&mut self.transport, args).await
         }
-        /// Write data to an open guest file.
-        ///
-        /// Since: 0.15.0
+        /// Calls `guest-file-write`: see [`GuestFileWrite`](super::commands::GuestFileWrite).
         pub async fn guest_file_write(
             &mut self,
             args: &super::GuestFileWriteArgs,
-        ) -> ::std::result::Result<
-            super::GuestFileWrite,
-            ::qapi_runtime::CallError<T::Error>,
-        > {
-            ::qapi_runtime::client::call_async::<
-                super::commands::GuestFileWrite,
-                T,
-            >(&mut self.transport, args)
-                .await
+        ) -> Result<super::GuestFileWrite, CallError<T::Error>> {
+            call_async::<commands::GuestFileWrite, T>(&mut self.transport, args).await
         }
-        /// Move the position of an open guest file, in the manner of fseek(),
-        /// and report where it ended up.  Seeking by zero bytes from the
-        /// current position therefore just tells the current offset, like
-        /// ftell().
-        ///
-        /// Since: 0.15.0
+        /// Calls `guest-file-seek`: see [`GuestFileSeek`](super::commands::GuestFileSeek).
         pub async fn guest_file_seek(
             &mut self,
             args: &super::GuestFileSeekArgs,
-        ) -> ::std::result::Result<
-            super::GuestFileSeek,
-            ::qapi_runtime::CallError<T::Error>,
-        > {
-            ::qapi_runtime::client::call_async::<
-                super::commands::GuestFileSeek,
-                T,
-            >(&mut self.transport, args)
-                .await
+        ) -> Result<super::GuestFileSeek, CallError<T::Error>> {
+            call_async::<commands::GuestFileSeek, T>(&mut self.transport, args).await
         }
-        /// Push data the agent still buffers for an open file down to the
-        /// guest kernel.
-        ///
-        /// Since: 0.15.0
+        /// Calls `guest-file-flush`: see [`GuestFileFlush`](super::commands::GuestFileFlush).
         pub async fn guest_file_flush(
             &mut self,
             args: &super::GuestFileFlushArgs,
-        ) -> ::std::result::Result<(), ::qapi_runtime::CallError<T::Error>> {
-            ::qapi_runtime::client::call_async::<
-                super::commands::GuestFileFlush,
-                T,
-            >(&mut self.transport, args)
+        ) -> Result<(), CallError<T::Error>> {
+            call_async::<commands::GuestFileFlush, T>(&mut self.transport, args)
                 .await
-                .map(|::qapi_runtime::Empty| ())
+                .map(|Empty| ())
         }
-        /// Report whether the agent has frozen the guest filesystems.
-        ///
-        /// The agent only tracks freezes it performed itself.  If some other
-        /// program in the guest froze or thawed filesystems, the answer can be
-        /// wrong.
-        ///
-        /// Since: 0.15.0
-        ///
-        /// Offered by guests where `{'any': ['CONFIG_WIN32', 'CONFIG_FSFREEZE']}` holds.
+        /// Calls `guest-fsfreeze-status`: see [`GuestFsfreezeStatus`](super::commands::GuestFsfreezeStatus).
         pub async fn guest_fsfreeze_status(
             &mut self,
-        ) -> ::std::result::Result<
-            super::GuestFsfreezeStatus,
-            ::qapi_runtime::CallError<T::Error>,
-        > {
-            ::qapi_runtime::client::call_async::<
-                super::commands::GuestFsfreezeStatus,
-                T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
+        ) -> Result<super::GuestFsfreezeStatus, CallError<T::Error>> {
+            call_async::<commands::GuestFsfreezeStatus, T>(&mut self.transport, &Empty)
                 .await
         }
-        /// Flush and freeze every local guest filesystem that supports
-        /// freezing.  After a successful call, use `guest-fsfreeze-thaw` to
-        /// release them.
-        ///
-        /// If anything fails, every filesystem is thawed again.  When the call
-        /// ends up freezing nothing, `guest-fsfreeze-status` keeps reporting
-        /// "thawed" and no thaw is needed.
-        ///
-        /// On Windows guests the freeze goes through the Volume Shadow Copy
-        /// Service, which lifts it again after at most 10 seconds.
-        ///
-        /// Returns: how many filesystems are frozen now
-        ///
-        /// Since: 0.15.0
-        ///
-        /// Offered by guests where `{'any': ['CONFIG_WIN32', 'CONFIG_FSFREEZE']}` holds.
+        /// Calls `guest-fsfreeze-freeze`: see [`GuestFsfreezeFreeze`](super::commands::GuestFsfreezeFreeze).
         pub async fn guest_fsfreeze_freeze(
             &mut self,
-        ) -> ::std::result::Result<i64, ::qapi_runtime::CallError<T::Error>> {
-            ::qapi_runtime::client::call_async::<
-                super::commands::GuestFsfreezeFreeze,
-                T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
+        ) -> Result<i64, CallError<T::Error>> {
+            call_async::<commands::GuestFsfreezeFreeze, T>(&mut self.transport, &Empty)
                 .await
         }
-        /// Like `guest-fsfreeze-freeze`, but only for selected filesystems.
-        /// If anything fails, every filesystem is thawed again.
-        ///
-        /// Returns: how many filesystems are frozen now
-        ///
-        /// Since: 2.2
-        ///
-        /// Offered by guests where `{'any': ['CONFIG_WIN32', 'CONFIG_FSFREEZE']}` holds.
+        /// Calls `guest-fsfreeze-freeze-list`: see [`GuestFsfreezeFreezeList`](super::commands::GuestFsfreezeFreezeList).
         pub async fn guest_fsfreeze_freeze_list(
             &mut self,
             args: &super::GuestFsfreezeFreezeListArgs,
-        ) -> ::std::result::Result<i64, ::qapi_runtime::CallError<T::Error>> {
-            ::qapi_runtime::client::call_async::<
-                super::commands::GuestFsfreezeFreezeList,
-                T,
-            >(&mut self.transport, args)
+        ) -> Result<i64, CallError<T::Error>> {
+            call_async::<commands::GuestFsfreezeFreezeList, T>(&mut self.transport, args)
                 .await
         }
-        /// Thaw every frozen guest filesystem.
-        ///
-        /// A result smaller than the count returned by the earlier freeze
-        /// means that some filesystems were thawed by someone else in the
-        /// meantime, so their contents may have changed.
-        ///
-        /// Returns: how many filesystems this call thawed
-        ///
-        /// Since: 0.15.0
-        ///
-        /// Offered by guests where `{'any': ['CONFIG_WIN32', 'CONFIG_FSFREEZE']}` holds.
-        pub async fn guest_fsfreeze_thaw(
-            &mut self,
-        ) -> ::std::result::Result<i64, ::qapi_runtime::CallError<T::Error>> {
-            ::qapi_runtime::client::call_async::<
-                super::commands::GuestFsfreezeThaw,
-                T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
+        /// Calls `guest-fsfreeze-thaw`: see [`GuestFsfreezeThaw`](super::commands::GuestFsfreezeThaw).
+        pub async fn guest_fsfreeze_thaw(&mut self) -> Result<i64, CallError<T::Error>> {
+            call_async::<commands::GuestFsfreezeThaw, T>(&mut self.transport, &Empty)
                 .await
         }
-        /// Tell the storage beneath the guest filesystems which blocks are
-        /// free, so that it can discard them (the "trim" operation).
-        ///
-        /// Returns: the outcome for each filesystem (since 2.4)
-        ///
-        /// Since: 1.2
-        ///
-        /// Offered by guests where `{'any': ['CONFIG_WIN32', 'CONFIG_FSTRIM']}` holds.
+        /// Calls `guest-fstrim`: see [`GuestFstrim`](super::commands::GuestFstrim).
         pub async fn guest_fstrim(
             &mut self,
             args: &super::GuestFstrimArgs,
-        ) -> ::std::result::Result<
-            super::GuestFilesystemTrimResponse,
-            ::qapi_runtime::CallError<T::Error>,
-        > {
-            ::qapi_runtime::client::call_async::<
-                super::commands::GuestFstrim,
-                T,
-            >(&mut self.transport, args)
+        ) -> Result<super::GuestFilesystemTrimResponse, CallError<T::Error>> {
+            call_async::<commands::GuestFstrim, T>(&mut self.transport, args).await
+        }
+        /// Sends `guest-suspend-disk`, which gets no reply on success: see [`GuestSuspendDisk`](super::commands::GuestSuspendDisk).
+        pub async fn guest_suspend_disk(&mut self) -> Result<(), CallError<T::Error>> {
+            send_async::<commands::GuestSuspendDisk, T>(&mut self.transport, &Empty)
                 .await
         }
-        /// Hibernate the guest, saving its state to disk and powering off.
-        ///
-        /// On Linux, the agent tries systemd's hibernate first, then the
-        /// pm-hibernate tool of pm-utils, and finally writes to the kernel's
-        /// power interface in sysfs.
-        ///
-        /// No reply is sent when the command succeeds.  The QEMU process
-        /// exiting with status zero, or the QMP `query-status` command
-        /// reporting "shutdown" when QEMU runs with --no-shutdown, strongly
-        /// suggests success, though a shutdown for an unrelated reason looks
-        /// the same.
-        ///
-        /// Once the guest has been resumed, run `guest-sync` before sending
-        /// anything else.
-        ///
-        /// Errors: - If the guest cannot hibernate, Unsupported
-        ///
-        /// Since: 1.1
-        ///
-        /// The agent sends no reply on success: this returns once the request is sent, or with the error the agent answers instead.
-        ///
-        /// Offered by guests where `{'any': ['CONFIG_LINUX', 'CONFIG_WIN32']}` holds.
-        pub async fn guest_suspend_disk(
-            &mut self,
-        ) -> ::std::result::Result<(), ::qapi_runtime::CallError<T::Error>> {
-            ::qapi_runtime::client::send_async::<
-                super::commands::GuestSuspendDisk,
-                T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
+        /// Sends `guest-suspend-ram`, which gets no reply on success: see [`GuestSuspendRam`](super::commands::GuestSuspendRam).
+        pub async fn guest_suspend_ram(&mut self) -> Result<(), CallError<T::Error>> {
+            send_async::<commands::GuestSuspendRam, T>(&mut self.transport, &Empty).await
+        }
+        /// Sends `guest-suspend-hybrid`, which gets no reply on success: see [`GuestSuspendHybrid`](super::commands::GuestSuspendHybrid).
+        pub async fn guest_suspend_hybrid(&mut self) -> Result<(), CallError<T::Error>> {
+            send_async::<commands::GuestSuspendHybrid, T>(&mut self.transport, &Empty)
                 .await
         }
-        /// Put the guest to sleep, keeping its state in memory.
-        ///
-        /// On Linux, the agent tries systemd first, then the pm-utils tools,
-        /// and finally writes to the kernel's power interface in sysfs.
-        ///
-        /// Waking the guest up again needs QEMU support.  Before issuing this
-        /// command, make sure the QMP `query-current-machine` command reports
-        /// wakeup-suspend-support as true.  Otherwise the guest may never wake
-        /// up, and only a hard power cycle brings it back.
-        ///
-        /// No reply is sent when the command succeeds.  Success shows as a
-        /// `SUSPEND` QMP event from QEMU, or as the status "suspended" in the
-        /// output of the QMP `query-status` command.
-        ///
-        /// Once the guest has been resumed, run `guest-sync` before sending
-        /// anything else.
-        ///
-        /// Errors: - If the guest cannot suspend to RAM, Unsupported
-        ///
-        /// Since: 1.1
-        ///
-        /// The agent sends no reply on success: this returns once the request is sent, or with the error the agent answers instead.
-        ///
-        /// Offered by guests where `{'any': ['CONFIG_LINUX', 'CONFIG_WIN32']}` holds.
-        pub async fn guest_suspend_ram(
-            &mut self,
-        ) -> ::std::result::Result<(), ::qapi_runtime::CallError<T::Error>> {
-            ::qapi_runtime::client::send_async::<
-                super::commands::GuestSuspendRam,
-                T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
-                .await
-        }
-        /// Write the guest state to disk, then put the guest to sleep with its
-        /// state also kept in memory.
-        ///
-        /// The agent tries systemd's hybrid-sleep first and pm-suspend-hybrid
-        /// from pm-utils second.
-        ///
-        /// Waking the guest up again needs QEMU support.  Before issuing this
-        /// command, make sure the QMP `query-current-machine` command reports
-        /// wakeup-suspend-support as true.  Otherwise the guest may never wake
-        /// up, and only a hard power cycle brings it back.
-        ///
-        /// No reply is sent when the command succeeds.  Success shows as a
-        /// `SUSPEND` QMP event from QEMU, or as the status "suspended" in the
-        /// output of the QMP `query-status` command.
-        ///
-        /// Once the guest has been resumed, run `guest-sync` before sending
-        /// anything else.
-        ///
-        /// Errors: - If the guest cannot do a hybrid suspend, Unsupported
-        ///
-        /// Since: 1.1
-        ///
-        /// The agent sends no reply on success: this returns once the request is sent, or with the error the agent answers instead.
-        ///
-        /// Offered by guests where `CONFIG_LINUX` holds.
-        pub async fn guest_suspend_hybrid(
-            &mut self,
-        ) -> ::std::result::Result<(), ::qapi_runtime::CallError<T::Error>> {
-            ::qapi_runtime::client::send_async::<
-                super::commands::GuestSuspendHybrid,
-                T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
-                .await
-        }
-        /// List the guest's network interfaces with their hardware addresses,
-        /// IP addresses and prefix lengths.
-        ///
-        /// Since: 1.1
-        ///
-        /// Offered by guests where `{'any': ['CONFIG_WIN32', 'HAVE_GETIFADDRS']}` holds.
+        /// Calls `guest-network-get-interfaces`: see [`GuestNetworkGetInterfaces`](super::commands::GuestNetworkGetInterfaces).
         pub async fn guest_network_get_interfaces(
             &mut self,
-        ) -> ::std::result::Result<
-            ::std::vec::Vec<super::GuestNetworkInterface>,
-            ::qapi_runtime::CallError<T::Error>,
-        > {
-            ::qapi_runtime::client::call_async::<
-                super::commands::GuestNetworkGetInterfaces,
+        ) -> Result<::std::vec::Vec<super::GuestNetworkInterface>, CallError<T::Error>> {
+            call_async::<
+                commands::GuestNetworkGetInterfaces,
                 T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
+            >(&mut self.transport, &Empty)
                 .await
         }
-        /// List the guest's virtual CPUs.  Nothing in the guest is changed.
-        ///
-        /// Returns: every CPU the guest knows of, each listed once, in no
-        /// particular order
-        ///
-        /// Since: 1.5
-        ///
-        /// Offered by guests where `{'any': ['CONFIG_LINUX', 'CONFIG_WIN32']}` holds.
+        /// Calls `guest-get-vcpus`: see [`GuestGetVcpus`](super::commands::GuestGetVcpus).
         pub async fn guest_get_vcpus(
             &mut self,
-        ) -> ::std::result::Result<
-            ::std::vec::Vec<super::GuestLogicalProcessor>,
-            ::qapi_runtime::CallError<T::Error>,
-        > {
-            ::qapi_runtime::client::call_async::<
-                super::commands::GuestGetVcpus,
-                T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
-                .await
+        ) -> Result<::std::vec::Vec<super::GuestLogicalProcessor>, CallError<T::Error>> {
+            call_async::<commands::GuestGetVcpus, T>(&mut self.transport, &Empty).await
         }
-        /// Bring guest virtual CPUs online or take them offline.
-        ///
-        /// Returns: how many entries at the start of `vcpus` were applied; the
-        /// agent goes as far as it can.  Zero means `vcpus` was empty and
-        /// nothing changed.  A value between zero and the list length
-        /// means the entries up to that point took effect and the next one
-        /// failed; resubmitting the remaining entries shows the error, if
-        /// it persists.  The list length means that everything was
-        /// applied.
-        ///
-        /// Errors: - If the very first entry of `vcpus` cannot be applied; the guest
-        ///   is left unchanged
-        ///
-        /// Since: 1.5
-        ///
-        /// Offered by guests where `CONFIG_LINUX` holds.
+        /// Calls `guest-set-vcpus`: see [`GuestSetVcpus`](super::commands::GuestSetVcpus).
         pub async fn guest_set_vcpus(
             &mut self,
             args: &super::GuestSetVcpusArgs,
-        ) -> ::std::result::Result<i64, ::qapi_runtime::CallError<T::Error>> {
-            ::qapi_runtime::client::call_async::<
-                super::commands::GuestSetVcpus,
-                T,
-            >(&mut self.transport, args)
-                .await
+        ) -> Result<i64, CallError<T::Error>> {
+            call_async::<commands::GuestSetVcpus, T>(&mut self.transport, args).await
         }
-        /// List the guest's block devices.
-        ///
-        /// Returns: the disks and partitions of the guest.  Windows guests
-        /// only report physical disks.  Linux guests report every top-level
-        /// block device with a non-zero size, which includes removable
-        /// media, loop devices and network block devices.
-        ///
-        /// Since: 5.2
-        ///
-        /// Offered by guests where `{'any': ['CONFIG_WIN32', 'CONFIG_LIBUDEV']}` holds.
+        /// Calls `guest-get-disks`: see [`GuestGetDisks`](super::commands::GuestGetDisks).
         pub async fn guest_get_disks(
             &mut self,
-        ) -> ::std::result::Result<
-            ::std::vec::Vec<super::GuestDiskInfo>,
-            ::qapi_runtime::CallError<T::Error>,
-        > {
-            ::qapi_runtime::client::call_async::<
-                super::commands::GuestGetDisks,
-                T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
-                .await
+        ) -> Result<::std::vec::Vec<super::GuestDiskInfo>, CallError<T::Error>> {
+            call_async::<commands::GuestGetDisks, T>(&mut self.transport, &Empty).await
         }
-        /// List the filesystems mounted in the guest.
-        ///
-        /// Returns: one entry for each local mounted filesystem; network
-        /// filesystems such as NFS or CIFS are left out.  The mount points
-        /// reported can be passed to `guest-fsfreeze-freeze-list`.
-        ///
-        /// Since: 2.2
-        ///
-        /// Offered by guests where `{'any': ['CONFIG_WIN32', 'CONFIG_LINUX']}` holds.
+        /// Calls `guest-get-fsinfo`: see [`GuestGetFsinfo`](super::commands::GuestGetFsinfo).
         pub async fn guest_get_fsinfo(
             &mut self,
-        ) -> ::std::result::Result<
-            ::std::vec::Vec<super::GuestFilesystemInfo>,
-            ::qapi_runtime::CallError<T::Error>,
-        > {
-            ::qapi_runtime::client::call_async::<
-                super::commands::GuestGetFsinfo,
-                T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
-                .await
+        ) -> Result<::std::vec::Vec<super::GuestFilesystemInfo>, CallError<T::Error>> {
+            call_async::<commands::GuestGetFsinfo, T>(&mut self.transport, &Empty).await
         }
-        /// Change the password of a guest user account.
-        ///
-        /// With `crypted` set, the caller supplies an already hashed password
-        /// and must pick a hashing scheme the guest accepts; the agent passes
-        /// it on without checking it.  Consult the guest operating system's
-        /// documentation for the supported schemes.  Some guests require the
-        /// clear-text password and cannot honour `crypted` at all.
-        ///
-        /// Whether hashed or not, `password` is always sent base64-encoded, so
-        /// that arbitrary bytes survive the JSON transport.
-        ///
-        /// Since: 2.3
-        ///
-        /// Offered by guests where `{'any': ['CONFIG_WIN32', 'CONFIG_LINUX', 'CONFIG_FREEBSD']}` holds.
+        /// Calls `guest-set-user-password`: see [`GuestSetUserPassword`](super::commands::GuestSetUserPassword).
         pub async fn guest_set_user_password(
             &mut self,
             args: &super::GuestSetUserPasswordArgs,
-        ) -> ::std::result::Result<(), ::qapi_runtime::CallError<T::Error>> {
-            ::qapi_runtime::client::call_async::<
-                super::commands::GuestSetUserPassword,
-                T,
-            >(&mut self.transport, args)
+        ) -> Result<(), CallError<T::Error>> {
+            call_async::<commands::GuestSetUserPassword, T>(&mut self.transport, args)
                 .await
-                .map(|::qapi_runtime::Empty| ())
+                .map(|Empty| ())
         }
-        /// List the guest's memory blocks.  Nothing in the guest is changed.
-        ///
-        /// Returns: every memory block the guest knows of, each listed once,
-        /// in no particular order
-        ///
-        /// Since: 2.3
-        ///
-        /// Offered by guests where `CONFIG_LINUX` holds.
+        /// Calls `guest-get-memory-blocks`: see [`GuestGetMemoryBlocks`](super::commands::GuestGetMemoryBlocks).
         pub async fn guest_get_memory_blocks(
             &mut self,
-        ) -> ::std::result::Result<
-            ::std::vec::Vec<super::GuestMemoryBlock>,
-            ::qapi_runtime::CallError<T::Error>,
-        > {
-            ::qapi_runtime::client::call_async::<
-                super::commands::GuestGetMemoryBlocks,
-                T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
+        ) -> Result<::std::vec::Vec<super::GuestMemoryBlock>, CallError<T::Error>> {
+            call_async::<commands::GuestGetMemoryBlocks, T>(&mut self.transport, &Empty)
                 .await
         }
-        /// Bring guest memory blocks online or take them offline.
-        ///
-        /// Returns: one outcome for each entry of `mem-blks`, in the same
-        /// order.  The list is empty, and the guest unchanged, when
-        /// `mem-blks` is empty or the request as a whole failed.
-        ///
-        /// Since: 2.3
-        ///
-        /// Offered by guests where `CONFIG_LINUX` holds.
+        /// Calls `guest-set-memory-blocks`: see [`GuestSetMemoryBlocks`](super::commands::GuestSetMemoryBlocks).
         pub async fn guest_set_memory_blocks(
             &mut self,
             args: &super::GuestSetMemoryBlocksArgs,
-        ) -> ::std::result::Result<
+        ) -> Result<
             ::std::vec::Vec<super::GuestMemoryBlockResponse>,
-            ::qapi_runtime::CallError<T::Error>,
+            CallError<T::Error>,
         > {
-            ::qapi_runtime::client::call_async::<
-                super::commands::GuestSetMemoryBlocks,
-                T,
-            >(&mut self.transport, args)
+            call_async::<commands::GuestSetMemoryBlocks, T>(&mut self.transport, args)
                 .await
         }
-        /// Report properties shared by all guest memory blocks.
-        ///
-        /// Since: 2.3
-        ///
-        /// Offered by guests where `CONFIG_LINUX` holds.
+        /// Calls `guest-get-memory-block-info`: see [`GuestGetMemoryBlockInfo`](super::commands::GuestGetMemoryBlockInfo).
         pub async fn guest_get_memory_block_info(
             &mut self,
-        ) -> ::std::result::Result<
-            super::GuestMemoryBlockInfo,
-            ::qapi_runtime::CallError<T::Error>,
-        > {
-            ::qapi_runtime::client::call_async::<
-                super::commands::GuestGetMemoryBlockInfo,
+        ) -> Result<super::GuestMemoryBlockInfo, CallError<T::Error>> {
+            call_async::<
+                commands::GuestGetMemoryBlockInfo,
                 T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
+            >(&mut self.transport, &Empty)
                 .await
         }
-        /// Query a process started by `guest-exec`.  Once the process has
-        /// ended, this also reaps it and frees what the agent kept about it, so
-        /// the result can be fetched only once after exit.
-        ///
-        /// Since: 2.5
+        /// Calls `guest-exec-status`: see [`GuestExecStatus`](super::commands::GuestExecStatus).
         pub async fn guest_exec_status(
             &mut self,
             args: &super::GuestExecStatusArgs,
-        ) -> ::std::result::Result<
-            super::GuestExecStatus,
-            ::qapi_runtime::CallError<T::Error>,
-        > {
-            ::qapi_runtime::client::call_async::<
-                super::commands::GuestExecStatus,
-                T,
-            >(&mut self.transport, args)
-                .await
+        ) -> Result<super::GuestExecStatus, CallError<T::Error>> {
+            call_async::<commands::GuestExecStatus, T>(&mut self.transport, args).await
         }
-        /// Start a program in the guest without waiting for it.  Use
-        /// `guest-exec-status` to follow it.
-        ///
-        /// Returns: the process ID of the new process
-        ///
-        /// Since: 2.5
+        /// Calls `guest-exec`: see [`GuestExec`](super::commands::GuestExec).
         pub async fn guest_exec(
             &mut self,
             args: &super::GuestExecArgs,
-        ) -> ::std::result::Result<
-            super::GuestExec,
-            ::qapi_runtime::CallError<T::Error>,
-        > {
-            ::qapi_runtime::client::call_async::<
-                super::commands::GuestExec,
-                T,
-            >(&mut self.transport, args)
-                .await
+        ) -> Result<super::GuestExec, CallError<T::Error>> {
+            call_async::<commands::GuestExec, T>(&mut self.transport, args).await
         }
-        /// Report the guest's host name.
-        ///
-        /// The name is whatever the guest has configured.  It need not be a
-        /// fully qualified domain name, need not be registered in DNS or any
-        /// other name service, and is not guaranteed to be unique, although it
-        /// usually is.
-        ///
-        /// Returns: the guest's host name
-        ///
-        /// Since: 2.10
+        /// Calls `guest-get-host-name`: see [`GuestGetHostName`](super::commands::GuestGetHostName).
         pub async fn guest_get_host_name(
             &mut self,
-        ) -> ::std::result::Result<
-            super::GuestHostName,
-            ::qapi_runtime::CallError<T::Error>,
-        > {
-            ::qapi_runtime::client::call_async::<
-                super::commands::GuestGetHostName,
-                T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
+        ) -> Result<super::GuestHostName, CallError<T::Error>> {
+            call_async::<commands::GuestGetHostName, T>(&mut self.transport, &Empty)
                 .await
         }
-        /// List the users logged in to the guest.
-        ///
-        /// Returns: the logged-in users, each listed once
-        ///
-        /// Since: 2.10
-        ///
-        /// Offered by guests where `{'any': ['CONFIG_WIN32', 'HAVE_UTMPX']}` holds.
+        /// Calls `guest-get-users`: see [`GuestGetUsers`](super::commands::GuestGetUsers).
         pub async fn guest_get_users(
             &mut self,
-        ) -> ::std::result::Result<
-            ::std::vec::Vec<super::GuestUser>,
-            ::qapi_runtime::CallError<T::Error>,
-        > {
-            ::qapi_runtime::client::call_async::<
-                super::commands::GuestGetUsers,
-                T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
-                .await
+        ) -> Result<::std::vec::Vec<super::GuestUser>, CallError<T::Error>> {
+            call_async::<commands::GuestGetUsers, T>(&mut self.transport, &Empty).await
         }
-        /// Report the guest's time zone.
-        ///
-        /// Since: 2.10
+        /// Calls `guest-get-timezone`: see [`GuestGetTimezone`](super::commands::GuestGetTimezone).
         pub async fn guest_get_timezone(
             &mut self,
-        ) -> ::std::result::Result<
-            super::GuestTimezone,
-            ::qapi_runtime::CallError<T::Error>,
-        > {
-            ::qapi_runtime::client::call_async::<
-                super::commands::GuestGetTimezone,
-                T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
+        ) -> Result<super::GuestTimezone, CallError<T::Error>> {
+            call_async::<commands::GuestGetTimezone, T>(&mut self.transport, &Empty)
                 .await
         }
-        /// Identify the guest operating system and its kernel.
-        ///
-        /// Since: 2.10
+        /// Calls `guest-get-osinfo`: see [`GuestGetOsinfo`](super::commands::GuestGetOsinfo).
         pub async fn guest_get_osinfo(
             &mut self,
-        ) -> ::std::result::Result<
-            super::GuestOsInfo,
-            ::qapi_runtime::CallError<T::Error>,
-        > {
-            ::qapi_runtime::client::call_async::<
-                super::commands::GuestGetOsinfo,
-                T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
-                .await
+        ) -> Result<super::GuestOsInfo, CallError<T::Error>> {
+            call_async::<commands::GuestGetOsinfo, T>(&mut self.transport, &Empty).await
         }
-        /// List the devices of a Windows guest together with their drivers.
-        ///
-        /// Since: 5.2
-        ///
-        /// Offered by guests where `CONFIG_WIN32` holds.
+        /// Calls `guest-get-devices`: see [`GuestGetDevices`](super::commands::GuestGetDevices).
         pub async fn guest_get_devices(
             &mut self,
-        ) -> ::std::result::Result<
-            ::std::vec::Vec<super::GuestDeviceInfo>,
-            ::qapi_runtime::CallError<T::Error>,
-        > {
-            ::qapi_runtime::client::call_async::<
-                super::commands::GuestGetDevices,
-                T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
-                .await
+        ) -> Result<::std::vec::Vec<super::GuestDeviceInfo>, CallError<T::Error>> {
+            call_async::<commands::GuestGetDevices, T>(&mut self.transport, &Empty).await
         }
-        /// Read the keys in a user's ~/.ssh/authorized_keys file.  Only
-        /// implemented for Unix-like guests.
-        ///
-        /// Since: 5.2
+        /// Calls `guest-ssh-get-authorized-keys`: see [`GuestSshGetAuthorizedKeys`](super::commands::GuestSshGetAuthorizedKeys).
         pub async fn guest_ssh_get_authorized_keys(
             &mut self,
             args: &super::GuestSshGetAuthorizedKeysArgs,
-        ) -> ::std::result::Result<
-            super::GuestAuthorizedKeys,
-            ::qapi_runtime::CallError<T::Error>,
-        > {
-            ::qapi_runtime::client::call_async::<
-                super::commands::GuestSshGetAuthorizedKeys,
+        ) -> Result<super::GuestAuthorizedKeys, CallError<T::Error>> {
+            call_async::<
+                commands::GuestSshGetAuthorizedKeys,
                 T,
             >(&mut self.transport, args)
                 .await
         }
-        /// Add keys to a user's ~/.ssh/authorized_keys file.  Only implemented
-        /// for Unix-like guests.
-        ///
-        /// Since: 5.2
+        /// Calls `guest-ssh-add-authorized-keys`: see [`GuestSshAddAuthorizedKeys`](super::commands::GuestSshAddAuthorizedKeys).
         pub async fn guest_ssh_add_authorized_keys(
             &mut self,
             args: &super::GuestSshAddAuthorizedKeysArgs,
-        ) -> ::std::result::Result<(), ::qapi_runtime::CallError<T::Error>> {
-            ::qapi_runtime::client::call_async::<
-                super::commands::GuestSshAddAuthorizedKeys,
+        ) -> Result<(), CallError<T::Error>> {
+            call_async::<
+                commands::GuestSshAddAuthorizedKeys,
                 T,
             >(&mut self.transport, args)
                 .await
-                .map(|::qapi_runtime::Empty| ())
+                .map(|Empty| ())
         }
-        /// Delete keys from a user's ~/.ssh/authorized_keys file.  Only
-        /// implemented for Unix-like guests.  Keys that are not in the file
-        /// are silently skipped.
-        ///
-        /// Since: 5.2
+        /// Calls `guest-ssh-remove-authorized-keys`: see [`GuestSshRemoveAuthorizedKeys`](super::commands::GuestSshRemoveAuthorizedKeys).
         pub async fn guest_ssh_remove_authorized_keys(
             &mut self,
             args: &super::GuestSshRemoveAuthorizedKeysArgs,
-        ) -> ::std::result::Result<(), ::qapi_runtime::CallError<T::Error>> {
-            ::qapi_runtime::client::call_async::<
-                super::commands::GuestSshRemoveAuthorizedKeys,
+        ) -> Result<(), CallError<T::Error>> {
+            call_async::<
+                commands::GuestSshRemoveAuthorizedKeys,
                 T,
             >(&mut self.transport, args)
                 .await
-                .map(|::qapi_runtime::Empty| ())
+                .map(|Empty| ())
         }
-        /// Read the I/O counters of the guest's block devices.
-        ///
-        /// Returns: one entry for each block device
-        ///
-        /// Since: 7.1
-        ///
-        /// Offered by guests where `CONFIG_LINUX` holds.
+        /// Calls `guest-get-diskstats`: see [`GuestGetDiskstats`](super::commands::GuestGetDiskstats).
         pub async fn guest_get_diskstats(
             &mut self,
-        ) -> ::std::result::Result<
-            ::std::vec::Vec<super::GuestDiskStatsInfo>,
-            ::qapi_runtime::CallError<T::Error>,
-        > {
-            ::qapi_runtime::client::call_async::<
-                super::commands::GuestGetDiskstats,
-                T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
+        ) -> Result<::std::vec::Vec<super::GuestDiskStatsInfo>, CallError<T::Error>> {
+            call_async::<commands::GuestGetDiskstats, T>(&mut self.transport, &Empty)
                 .await
         }
-        /// Read the usage statistics of the guest's CPUs.
-        ///
-        /// Returns: one entry for each CPU
-        ///
-        /// Since: 7.1
-        ///
-        /// Offered by guests where `CONFIG_LINUX` holds.
+        /// Calls `guest-get-cpustats`: see [`GuestGetCpustats`](super::commands::GuestGetCpustats).
         pub async fn guest_get_cpustats(
             &mut self,
-        ) -> ::std::result::Result<
-            ::std::vec::Vec<super::GuestCpuStats>,
-            ::qapi_runtime::CallError<T::Error>,
-        > {
-            ::qapi_runtime::client::call_async::<
-                super::commands::GuestGetCpustats,
-                T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
+        ) -> Result<::std::vec::Vec<super::GuestCpuStats>, CallError<T::Error>> {
+            call_async::<commands::GuestGetCpustats, T>(&mut self.transport, &Empty)
                 .await
         }
-        /// Report the guest's load averages.
-        ///
-        /// Windows has no load average of its own.  There, the agent computes
-        /// one from CPU usage in the same way as Linux.  Sampling begins with
-        /// the first call of this command, so early results rest on a shorter
-        /// history than their nominal time windows.
-        ///
-        /// Returns: the three load averages
-        ///
-        /// Since: 10.0
-        ///
-        /// Offered by guests where `{'any': ['CONFIG_WIN32', 'CONFIG_GETLOADAVG']}` holds.
+        /// Calls `guest-get-load`: see [`GuestGetLoad`](super::commands::GuestGetLoad).
         pub async fn guest_get_load(
             &mut self,
-        ) -> ::std::result::Result<
-            super::GuestLoadAverage,
-            ::qapi_runtime::CallError<T::Error>,
-        > {
-            ::qapi_runtime::client::call_async::<
-                super::commands::GuestGetLoad,
-                T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
-                .await
+        ) -> Result<super::GuestLoadAverage, CallError<T::Error>> {
+            call_async::<commands::GuestGetLoad, T>(&mut self.transport, &Empty).await
         }
-        /// Read the guest's routing table.
-        ///
-        /// Returns: one entry for each route
-        ///
-        /// Since: 9.1
-        ///
-        /// Offered by guests where `CONFIG_LINUX` holds.
+        /// Calls `guest-network-get-route`: see [`GuestNetworkGetRoute`](super::commands::GuestNetworkGetRoute).
         pub async fn guest_network_get_route(
             &mut self,
-        ) -> ::std::result::Result<
-            ::std::vec::Vec<super::GuestNetworkRoute>,
-            ::qapi_runtime::CallError<T::Error>,
-        > {
-            ::qapi_runtime::client::call_async::<
-                super::commands::GuestNetworkGetRoute,
-                T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
+        ) -> Result<::std::vec::Vec<super::GuestNetworkRoute>, CallError<T::Error>> {
+            call_async::<commands::GuestNetworkGetRoute, T>(&mut self.transport, &Empty)
                 .await
         }
     }
@@ -7017,6 +4247,14 @@ pub mod client {
 /// The agent side: implement [`Server`] and hand requests to
 /// [`dispatch`].
 pub mod server {
+    #[allow(unused_imports)]
+    use super::commands;
+    #[allow(unused_imports)]
+    use ::qapi_runtime::server::{no_reply, reply};
+    #[allow(unused_imports)]
+    use ::qapi_runtime::{CommandError, Empty};
+    #[allow(unused_imports)]
+    use ::std::result::Result::{self, Err};
     /// One method per command. Each answers "not supported" until
     /// implemented, so an agent can offer any subset.
     pub trait Server {
@@ -7045,9 +4283,9 @@ pub mod server {
         fn guest_sync_delimited(
             &self,
             args: super::GuestSyncDelimitedArgs,
-        ) -> ::std::result::Result<i64, ::qapi_runtime::CommandError> {
+        ) -> Result<i64, CommandError> {
             let _ = args;
-            ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported())
+            Err(CommandError::unsupported())
         }
         /// Handles `guest-sync`.
         ///
@@ -7072,12 +4310,9 @@ pub mod server {
         /// Returns: the `id` value from the request
         ///
         /// Since: 0.15.0
-        fn guest_sync(
-            &self,
-            args: super::GuestSyncArgs,
-        ) -> ::std::result::Result<i64, ::qapi_runtime::CommandError> {
+        fn guest_sync(&self, args: super::GuestSyncArgs) -> Result<i64, CommandError> {
             let _ = args;
-            ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported())
+            Err(CommandError::unsupported())
         }
         /// Handles `guest-ping`.
         ///
@@ -7085,8 +4320,8 @@ pub mod server {
         /// nothing; a reply without an error is the whole result.
         ///
         /// Since: 0.15.0
-        fn guest_ping(&self) -> ::std::result::Result<(), ::qapi_runtime::CommandError> {
-            ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported())
+        fn guest_ping(&self) -> Result<(), CommandError> {
+            Err(CommandError::unsupported())
         }
         /// Handles `guest-get-time`.
         ///
@@ -7095,10 +4330,8 @@ pub mod server {
         /// Returns: nanoseconds elapsed since 1970-01-01 00:00:00 UTC
         ///
         /// Since: 1.5
-        fn guest_get_time(
-            &self,
-        ) -> ::std::result::Result<i64, ::qapi_runtime::CommandError> {
-            ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported())
+        fn guest_get_time(&self) -> Result<i64, CommandError> {
+            Err(CommandError::unsupported())
         }
         /// Handles `guest-set-time`.
         ///
@@ -7118,19 +4351,17 @@ pub mod server {
         fn guest_set_time(
             &self,
             args: super::GuestSetTimeArgs,
-        ) -> ::std::result::Result<(), ::qapi_runtime::CommandError> {
+        ) -> Result<(), CommandError> {
             let _ = args;
-            ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported())
+            Err(CommandError::unsupported())
         }
         /// Handles `guest-info`.
         ///
         /// Report the agent's version and the commands it implements.
         ///
         /// Since: 0.15.0
-        fn guest_info(
-            &self,
-        ) -> ::std::result::Result<super::GuestAgentInfo, ::qapi_runtime::CommandError> {
-            ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported())
+        fn guest_info(&self) -> Result<super::GuestAgentInfo, CommandError> {
+            Err(CommandError::unsupported())
         }
         /// Handles `guest-shutdown`.
         ///
@@ -7146,9 +4377,9 @@ pub mod server {
         fn guest_shutdown(
             &self,
             args: super::GuestShutdownArgs,
-        ) -> ::std::result::Result<(), ::qapi_runtime::CommandError> {
+        ) -> Result<(), CommandError> {
             let _ = args;
-            ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported())
+            Err(CommandError::unsupported())
         }
         /// Handles `guest-file-open`.
         ///
@@ -7160,9 +4391,9 @@ pub mod server {
         fn guest_file_open(
             &self,
             args: super::GuestFileOpenArgs,
-        ) -> ::std::result::Result<i64, ::qapi_runtime::CommandError> {
+        ) -> Result<i64, CommandError> {
             let _ = args;
-            ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported())
+            Err(CommandError::unsupported())
         }
         /// Handles `guest-file-close`.
         ///
@@ -7172,9 +4403,9 @@ pub mod server {
         fn guest_file_close(
             &self,
             args: super::GuestFileCloseArgs,
-        ) -> ::std::result::Result<(), ::qapi_runtime::CommandError> {
+        ) -> Result<(), CommandError> {
             let _ = args;
-            ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported())
+            Err(CommandError::unsupported())
         }
         /// Handles `guest-file-read`.
         ///
@@ -7186,9 +4417,9 @@ pub mod server {
         fn guest_file_read(
             &self,
             args: super::GuestFileReadArgs,
-        ) -> ::std::result::Result<super::GuestFileRead, ::qapi_runtime::CommandError> {
+        ) -> Result<super::GuestFileRead, CommandError> {
             let _ = args;
-            ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported())
+            Err(CommandError::unsupported())
         }
         /// Handles `guest-file-write`.
         ///
@@ -7198,9 +4429,9 @@ pub mod server {
         fn guest_file_write(
             &self,
             args: super::GuestFileWriteArgs,
-        ) -> ::std::result::Result<super::GuestFileWrite, ::qapi_runtime::CommandError> {
+        ) -> Result<super::GuestFileWrite, CommandError> {
             let _ = args;
-            ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported())
+            Err(CommandError::unsupported())
         }
         /// Handles `guest-file-seek`.
         ///
@@ -7213,9 +4444,9 @@ pub mod server {
         fn guest_file_seek(
             &self,
             args: super::GuestFileSeekArgs,
-        ) -> ::std::result::Result<super::GuestFileSeek, ::qapi_runtime::CommandError> {
+        ) -> Result<super::GuestFileSeek, CommandError> {
             let _ = args;
-            ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported())
+            Err(CommandError::unsupported())
         }
         /// Handles `guest-file-flush`.
         ///
@@ -7226,9 +4457,9 @@ pub mod server {
         fn guest_file_flush(
             &self,
             args: super::GuestFileFlushArgs,
-        ) -> ::std::result::Result<(), ::qapi_runtime::CommandError> {
+        ) -> Result<(), CommandError> {
             let _ = args;
-            ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported())
+            Err(CommandError::unsupported())
         }
         /// Handles `guest-fsfreeze-status`.
         ///
@@ -7241,11 +4472,8 @@ pub mod server {
         /// Since: 0.15.0
         fn guest_fsfreeze_status(
             &self,
-        ) -> ::std::result::Result<
-            super::GuestFsfreezeStatus,
-            ::qapi_runtime::CommandError,
-        > {
-            ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported())
+        ) -> Result<super::GuestFsfreezeStatus, CommandError> {
+            Err(CommandError::unsupported())
         }
         /// Handles `guest-fsfreeze-freeze`.
         ///
@@ -7263,10 +4491,8 @@ pub mod server {
         /// Returns: how many filesystems are frozen now
         ///
         /// Since: 0.15.0
-        fn guest_fsfreeze_freeze(
-            &self,
-        ) -> ::std::result::Result<i64, ::qapi_runtime::CommandError> {
-            ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported())
+        fn guest_fsfreeze_freeze(&self) -> Result<i64, CommandError> {
+            Err(CommandError::unsupported())
         }
         /// Handles `guest-fsfreeze-freeze-list`.
         ///
@@ -7279,9 +4505,9 @@ pub mod server {
         fn guest_fsfreeze_freeze_list(
             &self,
             args: super::GuestFsfreezeFreezeListArgs,
-        ) -> ::std::result::Result<i64, ::qapi_runtime::CommandError> {
+        ) -> Result<i64, CommandError> {
             let _ = args;
-            ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported())
+            Err(CommandError::unsupported())
         }
         /// Handles `guest-fsfreeze-thaw`.
         ///
@@ -7294,10 +4520,8 @@ pub mod server {
         /// Returns: how many filesystems this call thawed
         ///
         /// Since: 0.15.0
-        fn guest_fsfreeze_thaw(
-            &self,
-        ) -> ::std::result::Result<i64, ::qapi_runtime::CommandError> {
-            ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported())
+        fn guest_fsfreeze_thaw(&self) -> Result<i64, CommandError> {
+            Err(CommandError::unsupported())
         }
         /// Handles `guest-fstrim`.
         ///
@@ -7310,12 +4534,9 @@ pub mod server {
         fn guest_fstrim(
             &self,
             args: super::GuestFstrimArgs,
-        ) -> ::std::result::Result<
-            super::GuestFilesystemTrimResponse,
-            ::qapi_runtime::CommandError,
-        > {
+        ) -> Result<super::GuestFilesystemTrimResponse, CommandError> {
             let _ = args;
-            ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported())
+            Err(CommandError::unsupported())
         }
         /// Handles `guest-suspend-disk`.
         ///
@@ -7337,10 +4558,8 @@ pub mod server {
         /// Errors: - If the guest cannot hibernate, Unsupported
         ///
         /// Since: 1.1
-        fn guest_suspend_disk(
-            &self,
-        ) -> ::std::result::Result<(), ::qapi_runtime::CommandError> {
-            ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported())
+        fn guest_suspend_disk(&self) -> Result<(), CommandError> {
+            Err(CommandError::unsupported())
         }
         /// Handles `guest-suspend-ram`.
         ///
@@ -7364,10 +4583,8 @@ pub mod server {
         /// Errors: - If the guest cannot suspend to RAM, Unsupported
         ///
         /// Since: 1.1
-        fn guest_suspend_ram(
-            &self,
-        ) -> ::std::result::Result<(), ::qapi_runtime::CommandError> {
-            ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported())
+        fn guest_suspend_ram(&self) -> Result<(), CommandError> {
+            Err(CommandError::unsupported())
         }
         /// Handles `guest-suspend-hybrid`.
         ///
@@ -7392,10 +4609,8 @@ pub mod server {
         /// Errors: - If the guest cannot do a hybrid suspend, Unsupported
         ///
         /// Since: 1.1
-        fn guest_suspend_hybrid(
-            &self,
-        ) -> ::std::result::Result<(), ::qapi_runtime::CommandError> {
-            ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported())
+        fn guest_suspend_hybrid(&self) -> Result<(), CommandError> {
+            Err(CommandError::unsupported())
         }
         /// Handles `guest-network-get-interfaces`.
         ///
@@ -7405,11 +4620,8 @@ pub mod server {
         /// Since: 1.1
         fn guest_network_get_interfaces(
             &self,
-        ) -> ::std::result::Result<
-            ::std::vec::Vec<super::GuestNetworkInterface>,
-            ::qapi_runtime::CommandError,
-        > {
-            ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported())
+        ) -> Result<::std::vec::Vec<super::GuestNetworkInterface>, CommandError> {
+            Err(CommandError::unsupported())
         }
         /// Handles `guest-get-vcpus`.
         ///
@@ -7421,11 +4633,8 @@ pub mod server {
         /// Since: 1.5
         fn guest_get_vcpus(
             &self,
-        ) -> ::std::result::Result<
-            ::std::vec::Vec<super::GuestLogicalProcessor>,
-            ::qapi_runtime::CommandError,
-        > {
-            ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported())
+        ) -> Result<::std::vec::Vec<super::GuestLogicalProcessor>, CommandError> {
+            Err(CommandError::unsupported())
         }
         /// Handles `guest-set-vcpus`.
         ///
@@ -7446,9 +4655,9 @@ pub mod server {
         fn guest_set_vcpus(
             &self,
             args: super::GuestSetVcpusArgs,
-        ) -> ::std::result::Result<i64, ::qapi_runtime::CommandError> {
+        ) -> Result<i64, CommandError> {
             let _ = args;
-            ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported())
+            Err(CommandError::unsupported())
         }
         /// Handles `guest-get-disks`.
         ///
@@ -7462,11 +4671,8 @@ pub mod server {
         /// Since: 5.2
         fn guest_get_disks(
             &self,
-        ) -> ::std::result::Result<
-            ::std::vec::Vec<super::GuestDiskInfo>,
-            ::qapi_runtime::CommandError,
-        > {
-            ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported())
+        ) -> Result<::std::vec::Vec<super::GuestDiskInfo>, CommandError> {
+            Err(CommandError::unsupported())
         }
         /// Handles `guest-get-fsinfo`.
         ///
@@ -7479,11 +4685,8 @@ pub mod server {
         /// Since: 2.2
         fn guest_get_fsinfo(
             &self,
-        ) -> ::std::result::Result<
-            ::std::vec::Vec<super::GuestFilesystemInfo>,
-            ::qapi_runtime::CommandError,
-        > {
-            ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported())
+        ) -> Result<::std::vec::Vec<super::GuestFilesystemInfo>, CommandError> {
+            Err(CommandError::unsupported())
         }
         /// Handles `guest-set-user-password`.
         ///
@@ -7502,9 +4705,9 @@ pub mod server {
         fn guest_set_user_password(
             &self,
             args: super::GuestSetUserPasswordArgs,
-        ) -> ::std::result::Result<(), ::qapi_runtime::CommandError> {
+        ) -> Result<(), CommandError> {
             let _ = args;
-            ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported())
+            Err(CommandError::unsupported())
         }
         /// Handles `guest-get-memory-blocks`.
         ///
@@ -7516,11 +4719,8 @@ pub mod server {
         /// Since: 2.3
         fn guest_get_memory_blocks(
             &self,
-        ) -> ::std::result::Result<
-            ::std::vec::Vec<super::GuestMemoryBlock>,
-            ::qapi_runtime::CommandError,
-        > {
-            ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported())
+        ) -> Result<::std::vec::Vec<super::GuestMemoryBlock>, CommandError> {
+            Err(CommandError::unsupported())
         }
         /// Handles `guest-set-memory-blocks`.
         ///
@@ -7534,12 +4734,9 @@ pub mod server {
         fn guest_set_memory_blocks(
             &self,
             args: super::GuestSetMemoryBlocksArgs,
-        ) -> ::std::result::Result<
-            ::std::vec::Vec<super::GuestMemoryBlockResponse>,
-            ::qapi_runtime::CommandError,
-        > {
+        ) -> Result<::std::vec::Vec<super::GuestMemoryBlockResponse>, CommandError> {
             let _ = args;
-            ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported())
+            Err(CommandError::unsupported())
         }
         /// Handles `guest-get-memory-block-info`.
         ///
@@ -7548,11 +4745,8 @@ pub mod server {
         /// Since: 2.3
         fn guest_get_memory_block_info(
             &self,
-        ) -> ::std::result::Result<
-            super::GuestMemoryBlockInfo,
-            ::qapi_runtime::CommandError,
-        > {
-            ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported())
+        ) -> Result<super::GuestMemoryBlockInfo, CommandError> {
+            Err(CommandError::unsupported())
         }
         /// Handles `guest-exec-status`.
         ///
@@ -7564,12 +4758,9 @@ pub mod server {
         fn guest_exec_status(
             &self,
             args: super::GuestExecStatusArgs,
-        ) -> ::std::result::Result<
-            super::GuestExecStatus,
-            ::qapi_runtime::CommandError,
-        > {
+        ) -> Result<super::GuestExecStatus, CommandError> {
             let _ = args;
-            ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported())
+            Err(CommandError::unsupported())
         }
         /// Handles `guest-exec`.
         ///
@@ -7582,9 +4773,9 @@ pub mod server {
         fn guest_exec(
             &self,
             args: super::GuestExecArgs,
-        ) -> ::std::result::Result<super::GuestExec, ::qapi_runtime::CommandError> {
+        ) -> Result<super::GuestExec, CommandError> {
             let _ = args;
-            ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported())
+            Err(CommandError::unsupported())
         }
         /// Handles `guest-get-host-name`.
         ///
@@ -7598,10 +4789,8 @@ pub mod server {
         /// Returns: the guest's host name
         ///
         /// Since: 2.10
-        fn guest_get_host_name(
-            &self,
-        ) -> ::std::result::Result<super::GuestHostName, ::qapi_runtime::CommandError> {
-            ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported())
+        fn guest_get_host_name(&self) -> Result<super::GuestHostName, CommandError> {
+            Err(CommandError::unsupported())
         }
         /// Handles `guest-get-users`.
         ///
@@ -7612,31 +4801,24 @@ pub mod server {
         /// Since: 2.10
         fn guest_get_users(
             &self,
-        ) -> ::std::result::Result<
-            ::std::vec::Vec<super::GuestUser>,
-            ::qapi_runtime::CommandError,
-        > {
-            ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported())
+        ) -> Result<::std::vec::Vec<super::GuestUser>, CommandError> {
+            Err(CommandError::unsupported())
         }
         /// Handles `guest-get-timezone`.
         ///
         /// Report the guest's time zone.
         ///
         /// Since: 2.10
-        fn guest_get_timezone(
-            &self,
-        ) -> ::std::result::Result<super::GuestTimezone, ::qapi_runtime::CommandError> {
-            ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported())
+        fn guest_get_timezone(&self) -> Result<super::GuestTimezone, CommandError> {
+            Err(CommandError::unsupported())
         }
         /// Handles `guest-get-osinfo`.
         ///
         /// Identify the guest operating system and its kernel.
         ///
         /// Since: 2.10
-        fn guest_get_osinfo(
-            &self,
-        ) -> ::std::result::Result<super::GuestOsInfo, ::qapi_runtime::CommandError> {
-            ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported())
+        fn guest_get_osinfo(&self) -> Result<super::GuestOsInfo, CommandError> {
+            Err(CommandError::unsupported())
         }
         /// Handles `guest-get-devices`.
         ///
@@ -7645,11 +4827,8 @@ pub mod server {
         /// Since: 5.2
         fn guest_get_devices(
             &self,
-        ) -> ::std::result::Result<
-            ::std::vec::Vec<super::GuestDeviceInfo>,
-            ::qapi_runtime::CommandError,
-        > {
-            ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported())
+        ) -> Result<::std::vec::Vec<super::GuestDeviceInfo>, CommandError> {
+            Err(CommandError::unsupported())
         }
         /// Handles `guest-ssh-get-authorized-keys`.
         ///
@@ -7660,12 +4839,9 @@ pub mod server {
         fn guest_ssh_get_authorized_keys(
             &self,
             args: super::GuestSshGetAuthorizedKeysArgs,
-        ) -> ::std::result::Result<
-            super::GuestAuthorizedKeys,
-            ::qapi_runtime::CommandError,
-        > {
+        ) -> Result<super::GuestAuthorizedKeys, CommandError> {
             let _ = args;
-            ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported())
+            Err(CommandError::unsupported())
         }
         /// Handles `guest-ssh-add-authorized-keys`.
         ///
@@ -7676,9 +4852,9 @@ pub mod server {
         fn guest_ssh_add_authorized_keys(
             &self,
             args: super::GuestSshAddAuthorizedKeysArgs,
-        ) -> ::std::result::Result<(), ::qapi_runtime::CommandError> {
+        ) -> Result<(), CommandError> {
             let _ = args;
-            ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported())
+            Err(CommandError::unsupported())
         }
         /// Handles `guest-ssh-remove-authorized-keys`.
         ///
@@ -7690,9 +4866,9 @@ pub mod server {
         fn guest_ssh_remove_authorized_keys(
             &self,
             args: super::GuestSshRemoveAuthorizedKeysArgs,
-        ) -> ::std::result::Result<(), ::qapi_runtime::CommandError> {
+        ) -> Result<(), CommandError> {
             let _ = args;
-            ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported())
+            Err(CommandError::unsupported())
         }
         /// Handles `guest-get-diskstats`.
         ///
@@ -7703,11 +4879,8 @@ pub mod server {
         /// Since: 7.1
         fn guest_get_diskstats(
             &self,
-        ) -> ::std::result::Result<
-            ::std::vec::Vec<super::GuestDiskStatsInfo>,
-            ::qapi_runtime::CommandError,
-        > {
-            ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported())
+        ) -> Result<::std::vec::Vec<super::GuestDiskStatsInfo>, CommandError> {
+            Err(CommandError::unsupported())
         }
         /// Handles `guest-get-cpustats`.
         ///
@@ -7718,11 +4891,8 @@ pub mod server {
         /// Since: 7.1
         fn guest_get_cpustats(
             &self,
-        ) -> ::std::result::Result<
-            ::std::vec::Vec<super::GuestCpuStats>,
-            ::qapi_runtime::CommandError,
-        > {
-            ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported())
+        ) -> Result<::std::vec::Vec<super::GuestCpuStats>, CommandError> {
+            Err(CommandError::unsupported())
         }
         /// Handles `guest-get-load`.
         ///
@@ -7736,13 +4906,8 @@ pub mod server {
         /// Returns: the three load averages
         ///
         /// Since: 10.0
-        fn guest_get_load(
-            &self,
-        ) -> ::std::result::Result<
-            super::GuestLoadAverage,
-            ::qapi_runtime::CommandError,
-        > {
-            ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported())
+        fn guest_get_load(&self) -> Result<super::GuestLoadAverage, CommandError> {
+            Err(CommandError::unsupported())
         }
         /// Handles `guest-network-get-route`.
         ///
@@ -7753,11 +4918,8 @@ pub mod server {
         /// Since: 9.1
         fn guest_network_get_route(
             &self,
-        ) -> ::std::result::Result<
-            ::std::vec::Vec<super::GuestNetworkRoute>,
-            ::qapi_runtime::CommandError,
-        > {
-            ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported())
+        ) -> Result<::std::vec::Vec<super::GuestNetworkRoute>, CommandError> {
+            Err(CommandError::unsupported())
         }
     }
     /// Handles one request as qemu-ga does: checks the envelope and
@@ -7776,274 +4938,228 @@ pub mod server {
             policy,
             &mut |info, args| match info.name {
                 "guest-sync-delimited" => {
-                    ::qapi_runtime::server::reply::<
-                        super::commands::GuestSyncDelimited,
+                    reply::<
+                        commands::GuestSyncDelimited,
                     >(args, |args| server.guest_sync_delimited(args))
                 }
                 "guest-sync" => {
-                    ::qapi_runtime::server::reply::<
-                        super::commands::GuestSync,
-                    >(args, |args| server.guest_sync(args))
+                    reply::<commands::GuestSync>(args, |args| server.guest_sync(args))
                 }
                 "guest-ping" => {
-                    ::qapi_runtime::server::reply::<
-                        super::commands::GuestPing,
-                    >(
-                        args,
-                        |::qapi_runtime::Empty| {
-                            server.guest_ping().map(|()| ::qapi_runtime::Empty)
-                        },
-                    )
+                    reply::<
+                        commands::GuestPing,
+                    >(args, |Empty| server.guest_ping().map(|()| Empty))
                 }
                 "guest-get-time" => {
-                    ::qapi_runtime::server::reply::<
-                        super::commands::GuestGetTime,
-                    >(args, |::qapi_runtime::Empty| server.guest_get_time())
+                    reply::<
+                        commands::GuestGetTime,
+                    >(args, |Empty| server.guest_get_time())
                 }
                 "guest-set-time" => {
-                    ::qapi_runtime::server::reply::<
-                        super::commands::GuestSetTime,
-                    >(
-                        args,
-                        |args| {
-                            server.guest_set_time(args).map(|()| ::qapi_runtime::Empty)
-                        },
-                    )
+                    reply::<
+                        commands::GuestSetTime,
+                    >(args, |args| server.guest_set_time(args).map(|()| Empty))
                 }
                 "guest-info" => {
-                    ::qapi_runtime::server::reply::<
-                        super::commands::GuestInfo,
-                    >(args, |::qapi_runtime::Empty| server.guest_info())
+                    reply::<commands::GuestInfo>(args, |Empty| server.guest_info())
                 }
                 "guest-shutdown" => {
-                    ::qapi_runtime::server::no_reply::<
-                        super::commands::GuestShutdown,
+                    no_reply::<
+                        commands::GuestShutdown,
                     >(args, |args| server.guest_shutdown(args))
                 }
                 "guest-file-open" => {
-                    ::qapi_runtime::server::reply::<
-                        super::commands::GuestFileOpen,
+                    reply::<
+                        commands::GuestFileOpen,
                     >(args, |args| server.guest_file_open(args))
                 }
                 "guest-file-close" => {
-                    ::qapi_runtime::server::reply::<
-                        super::commands::GuestFileClose,
-                    >(
-                        args,
-                        |args| {
-                            server.guest_file_close(args).map(|()| ::qapi_runtime::Empty)
-                        },
-                    )
+                    reply::<
+                        commands::GuestFileClose,
+                    >(args, |args| server.guest_file_close(args).map(|()| Empty))
                 }
                 "guest-file-read" => {
-                    ::qapi_runtime::server::reply::<
-                        super::commands::GuestFileRead,
+                    reply::<
+                        commands::GuestFileRead,
                     >(args, |args| server.guest_file_read(args))
                 }
                 "guest-file-write" => {
-                    ::qapi_runtime::server::reply::<
-                        super::commands::GuestFileWrite,
+                    reply::<
+                        commands::GuestFileWrite,
                     >(args, |args| server.guest_file_write(args))
                 }
                 "guest-file-seek" => {
-                    ::qapi_runtime::server::reply::<
-                        super::commands::GuestFileSeek,
+                    reply::<
+                        commands::GuestFileSeek,
                     >(args, |args| server.guest_file_seek(args))
                 }
                 "guest-file-flush" => {
-                    ::qapi_runtime::server::reply::<
-                        super::commands::GuestFileFlush,
-                    >(
-                        args,
-                        |args| {
-                            server.guest_file_flush(args).map(|()| ::qapi_runtime::Empty)
-                        },
-                    )
+                    reply::<
+                        commands::GuestFileFlush,
+                    >(args, |args| server.guest_file_flush(args).map(|()| Empty))
                 }
                 "guest-fsfreeze-status" => {
-                    ::qapi_runtime::server::reply::<
-                        super::commands::GuestFsfreezeStatus,
-                    >(args, |::qapi_runtime::Empty| server.guest_fsfreeze_status())
+                    reply::<
+                        commands::GuestFsfreezeStatus,
+                    >(args, |Empty| server.guest_fsfreeze_status())
                 }
                 "guest-fsfreeze-freeze" => {
-                    ::qapi_runtime::server::reply::<
-                        super::commands::GuestFsfreezeFreeze,
-                    >(args, |::qapi_runtime::Empty| server.guest_fsfreeze_freeze())
+                    reply::<
+                        commands::GuestFsfreezeFreeze,
+                    >(args, |Empty| server.guest_fsfreeze_freeze())
                 }
                 "guest-fsfreeze-freeze-list" => {
-                    ::qapi_runtime::server::reply::<
-                        super::commands::GuestFsfreezeFreezeList,
+                    reply::<
+                        commands::GuestFsfreezeFreezeList,
                     >(args, |args| server.guest_fsfreeze_freeze_list(args))
                 }
                 "guest-fsfreeze-thaw" => {
-                    ::qapi_runtime::server::reply::<
-                        super::commands::GuestFsfreezeThaw,
-                    >(args, |::qapi_runtime::Empty| server.guest_fsfreeze_thaw())
+                    reply::<
+                        commands::GuestFsfreezeThaw,
+                    >(args, |Empty| server.guest_fsfreeze_thaw())
                 }
                 "guest-fstrim" => {
-                    ::qapi_runtime::server::reply::<
-                        super::commands::GuestFstrim,
+                    reply::<
+                        commands::GuestFstrim,
                     >(args, |args| server.guest_fstrim(args))
                 }
                 "guest-suspend-disk" => {
-                    ::qapi_runtime::server::no_reply::<
-                        super::commands::GuestSuspendDisk,
-                    >(args, |::qapi_runtime::Empty| server.guest_suspend_disk())
+                    no_reply::<
+                        commands::GuestSuspendDisk,
+                    >(args, |Empty| server.guest_suspend_disk())
                 }
                 "guest-suspend-ram" => {
-                    ::qapi_runtime::server::no_reply::<
-                        super::commands::GuestSuspendRam,
-                    >(args, |::qapi_runtime::Empty| server.guest_suspend_ram())
+                    no_reply::<
+                        commands::GuestSuspendRam,
+                    >(args, |Empty| server.guest_suspend_ram())
                 }
                 "guest-suspend-hybrid" => {
-                    ::qapi_runtime::server::no_reply::<
-                        super::commands::GuestSuspendHybrid,
-                    >(args, |::qapi_runtime::Empty| server.guest_suspend_hybrid())
+                    no_reply::<
+                        commands::GuestSuspendHybrid,
+                    >(args, |Empty| server.guest_suspend_hybrid())
                 }
                 "guest-network-get-interfaces" => {
-                    ::qapi_runtime::server::reply::<
-                        super::commands::GuestNetworkGetInterfaces,
-                    >(
-                        args,
-                        |::qapi_runtime::Empty| server.guest_network_get_interfaces(),
-                    )
+                    reply::<
+                        commands::GuestNetworkGetInterfaces,
+                    >(args, |Empty| server.guest_network_get_interfaces())
                 }
                 "guest-get-vcpus" => {
-                    ::qapi_runtime::server::reply::<
-                        super::commands::GuestGetVcpus,
-                    >(args, |::qapi_runtime::Empty| server.guest_get_vcpus())
+                    reply::<
+                        commands::GuestGetVcpus,
+                    >(args, |Empty| server.guest_get_vcpus())
                 }
                 "guest-set-vcpus" => {
-                    ::qapi_runtime::server::reply::<
-                        super::commands::GuestSetVcpus,
+                    reply::<
+                        commands::GuestSetVcpus,
                     >(args, |args| server.guest_set_vcpus(args))
                 }
                 "guest-get-disks" => {
-                    ::qapi_runtime::server::reply::<
-                        super::commands::GuestGetDisks,
-                    >(args, |::qapi_runtime::Empty| server.guest_get_disks())
+                    reply::<
+                        commands::GuestGetDisks,
+                    >(args, |Empty| server.guest_get_disks())
                 }
                 "guest-get-fsinfo" => {
-                    ::qapi_runtime::server::reply::<
-                        super::commands::GuestGetFsinfo,
-                    >(args, |::qapi_runtime::Empty| server.guest_get_fsinfo())
+                    reply::<
+                        commands::GuestGetFsinfo,
+                    >(args, |Empty| server.guest_get_fsinfo())
                 }
                 "guest-set-user-password" => {
-                    ::qapi_runtime::server::reply::<
-                        super::commands::GuestSetUserPassword,
-                    >(
-                        args,
-                        |args| {
-                            server
-                                .guest_set_user_password(args)
-                                .map(|()| ::qapi_runtime::Empty)
-                        },
-                    )
+                    reply::<
+                        commands::GuestSetUserPassword,
+                    >(args, |args| server.guest_set_user_password(args).map(|()| Empty))
                 }
                 "guest-get-memory-blocks" => {
-                    ::qapi_runtime::server::reply::<
-                        super::commands::GuestGetMemoryBlocks,
-                    >(args, |::qapi_runtime::Empty| server.guest_get_memory_blocks())
+                    reply::<
+                        commands::GuestGetMemoryBlocks,
+                    >(args, |Empty| server.guest_get_memory_blocks())
                 }
                 "guest-set-memory-blocks" => {
-                    ::qapi_runtime::server::reply::<
-                        super::commands::GuestSetMemoryBlocks,
+                    reply::<
+                        commands::GuestSetMemoryBlocks,
                     >(args, |args| server.guest_set_memory_blocks(args))
                 }
                 "guest-get-memory-block-info" => {
-                    ::qapi_runtime::server::reply::<
-                        super::commands::GuestGetMemoryBlockInfo,
-                    >(args, |::qapi_runtime::Empty| server.guest_get_memory_block_info())
+                    reply::<
+                        commands::GuestGetMemoryBlockInfo,
+                    >(args, |Empty| server.guest_get_memory_block_info())
                 }
                 "guest-exec-status" => {
-                    ::qapi_runtime::server::reply::<
-                        super::commands::GuestExecStatus,
+                    reply::<
+                        commands::GuestExecStatus,
                     >(args, |args| server.guest_exec_status(args))
                 }
                 "guest-exec" => {
-                    ::qapi_runtime::server::reply::<
-                        super::commands::GuestExec,
-                    >(args, |args| server.guest_exec(args))
+                    reply::<commands::GuestExec>(args, |args| server.guest_exec(args))
                 }
                 "guest-get-host-name" => {
-                    ::qapi_runtime::server::reply::<
-                        super::commands::GuestGetHostName,
-                    >(args, |::qapi_runtime::Empty| server.guest_get_host_name())
+                    reply::<
+                        commands::GuestGetHostName,
+                    >(args, |Empty| server.guest_get_host_name())
                 }
                 "guest-get-users" => {
-                    ::qapi_runtime::server::reply::<
-                        super::commands::GuestGetUsers,
-                    >(args, |::qapi_runtime::Empty| server.guest_get_users())
+                    reply::<
+                        commands::GuestGetUsers,
+                    >(args, |Empty| server.guest_get_users())
                 }
                 "guest-get-timezone" => {
-                    ::qapi_runtime::server::reply::<
-                        super::commands::GuestGetTimezone,
-                    >(args, |::qapi_runtime::Empty| server.guest_get_timezone())
+                    reply::<
+                        commands::GuestGetTimezone,
+                    >(args, |Empty| server.guest_get_timezone())
                 }
                 "guest-get-osinfo" => {
-                    ::qapi_runtime::server::reply::<
-                        super::commands::GuestGetOsinfo,
-                    >(args, |::qapi_runtime::Empty| server.guest_get_osinfo())
+                    reply::<
+                        commands::GuestGetOsinfo,
+                    >(args, |Empty| server.guest_get_osinfo())
                 }
                 "guest-get-devices" => {
-                    ::qapi_runtime::server::reply::<
-                        super::commands::GuestGetDevices,
-                    >(args, |::qapi_runtime::Empty| server.guest_get_devices())
+                    reply::<
+                        commands::GuestGetDevices,
+                    >(args, |Empty| server.guest_get_devices())
                 }
                 "guest-ssh-get-authorized-keys" => {
-                    ::qapi_runtime::server::reply::<
-                        super::commands::GuestSshGetAuthorizedKeys,
+                    reply::<
+                        commands::GuestSshGetAuthorizedKeys,
                     >(args, |args| server.guest_ssh_get_authorized_keys(args))
                 }
                 "guest-ssh-add-authorized-keys" => {
-                    ::qapi_runtime::server::reply::<
-                        super::commands::GuestSshAddAuthorizedKeys,
+                    reply::<
+                        commands::GuestSshAddAuthorizedKeys,
                     >(
                         args,
-                        |args| {
-                            server
-                                .guest_ssh_add_authorized_keys(args)
-                                .map(|()| ::qapi_runtime::Empty)
-                        },
+                        |args| server.guest_ssh_add_authorized_keys(args).map(|()| Empty),
                     )
                 }
                 "guest-ssh-remove-authorized-keys" => {
-                    ::qapi_runtime::server::reply::<
-                        super::commands::GuestSshRemoveAuthorizedKeys,
+                    reply::<
+                        commands::GuestSshRemoveAuthorizedKeys,
                     >(
                         args,
                         |args| {
-                            server
-                                .guest_ssh_remove_authorized_keys(args)
-                                .map(|()| ::qapi_runtime::Empty)
+                            server.guest_ssh_remove_authorized_keys(args).map(|()| Empty)
                         },
                     )
                 }
                 "guest-get-diskstats" => {
-                    ::qapi_runtime::server::reply::<
-                        super::commands::GuestGetDiskstats,
-                    >(args, |::qapi_runtime::Empty| server.guest_get_diskstats())
+                    reply::<
+                        commands::GuestGetDiskstats,
+                    >(args, |Empty| server.guest_get_diskstats())
                 }
                 "guest-get-cpustats" => {
-                    ::qapi_runtime::server::reply::<
-                        super::commands::GuestGetCpustats,
-                    >(args, |::qapi_runtime::Empty| server.guest_get_cpustats())
+                    reply::<
+                        commands::GuestGetCpustats,
+                    >(args, |Empty| server.guest_get_cpustats())
                 }
                 "guest-get-load" => {
-                    ::qapi_runtime::server::reply::<
-                        super::commands::GuestGetLoad,
-                    >(args, |::qapi_runtime::Empty| server.guest_get_load())
+                    reply::<
+                        commands::GuestGetLoad,
+                    >(args, |Empty| server.guest_get_load())
                 }
                 "guest-network-get-route" => {
-                    ::qapi_runtime::server::reply::<
-                        super::commands::GuestNetworkGetRoute,
-                    >(args, |::qapi_runtime::Empty| server.guest_network_get_route())
+                    reply::<
+                        commands::GuestNetworkGetRoute,
+                    >(args, |Empty| server.guest_network_get_route())
                 }
-                _ => {
-                    ::std::result::Result::Err(
-                        ::qapi_runtime::CommandError::unsupported(),
-                    )
-                }
+                _ => Err(CommandError::unsupported()),
             },
         )
     }

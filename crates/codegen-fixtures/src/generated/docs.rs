@@ -16,20 +16,29 @@ pub struct ShowArgs {
 /// Every command of the schema with its flags, condition and
 /// features, in schema order: what `guest-info` reports.
 pub static COMMANDS: [::qapi_runtime::CommandInfo; 1usize] = [
-    ::qapi_runtime::CommandInfo {
-        name: "show",
-        success_response: true,
-        allow_oob: false,
-        condition: ::std::option::Option::None,
-        features: &[],
-        has_arguments: true,
-        arguments: &desc::SHOW_ARGS_MEMBERS,
-    },
+    ::qapi_runtime::CommandInfo::new("show").with_arguments(&desc::SHOW_ARGS_MEMBERS),
 ];
 /// One type per command, for the runtime's typed call and dispatch
 /// paths.
 pub mod commands {
     /// The `show` command.
+    ///
+    /// Shows `thing` \[once\] at &lt;somewhere&gt;, see <https://www.qemu.org>.
+    ///
+    /// Example:
+    ///
+    /// ```text
+    /// -> { "execute": "show" }
+    /// <- { "return": {} }
+    /// ```
+    ///
+    /// Indented text below a directive
+    ///
+    /// stays prose.
+    ///
+    /// Errors: - If it is hidden, GenericError
+    ///
+    /// Since: 9.1
     #[derive(Clone, Copy, Debug)]
     pub struct Show;
     impl ::qapi_runtime::Command for Show {
@@ -43,22 +52,27 @@ pub mod commands {
 /// Type descriptors for checking arguments; used by the dispatcher.
 #[doc(hidden)]
 pub mod desc {
-    pub static SHOW_ARGS_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "thing",
-                optional: false,
-                ty: &::qapi_runtime::desc::STR,
-            },
-        ],
-        branches: ::std::option::Option::None,
+    #[allow(unused_imports)]
+    use ::qapi_runtime::desc as builtin;
+    #[allow(unused_imports)]
+    use ::qapi_runtime::desc::{
+        AlternateDesc, BranchesDesc, MemberDesc, ObjectDesc, TypeDesc,
     };
-    pub static SHOW_ARGS: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
-        &SHOW_ARGS_MEMBERS,
+    pub static SHOW_ARGS_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[MemberDesc::required("thing", &builtin::STR)],
     );
+    pub static SHOW_ARGS: TypeDesc = TypeDesc::Object(&SHOW_ARGS_MEMBERS);
 }
 /// Typed clients: one method per command.
 pub mod client {
+    #[allow(unused_imports)]
+    use super::commands;
+    #[allow(unused_imports)]
+    use ::qapi_runtime::client::{call, call_async, send, send_async};
+    #[allow(unused_imports)]
+    use ::qapi_runtime::{CallError, Empty};
+    #[allow(unused_imports)]
+    use ::std::result::Result;
     /// A blocking client over any [`::qapi_runtime::Transport`].
     #[derive(Debug)]
     pub struct Client<T> {
@@ -79,31 +93,12 @@ pub mod client {
         }
     }
     impl<T: ::qapi_runtime::Transport> Client<T> {
-        /// Shows `thing` \[once\] at &lt;somewhere&gt;, see <https://www.qemu.org>.
-        ///
-        /// Example:
-        ///
-        /// ```text
-        /// -> { "execute": "show" }
-        /// <- { "return": {} }
-        /// ```
-        ///
-        /// Indented text below a directive
-        ///
-        /// stays prose.
-        ///
-        /// Errors: - If it is hidden, GenericError
-        ///
-        /// Since: 9.1
+        /// Calls `show`: see [`Show`](super::commands::Show).
         pub fn show(
             &mut self,
             args: &super::ShowArgs,
-        ) -> ::std::result::Result<(), ::qapi_runtime::CallError<T::Error>> {
-            ::qapi_runtime::client::call::<
-                super::commands::Show,
-                T,
-            >(&mut self.transport, args)
-                .map(|::qapi_runtime::Empty| ())
+        ) -> Result<(), CallError<T::Error>> {
+            call::<commands::Show, T>(&mut self.transport, args).map(|Empty| ())
         }
     }
     /// An async client over any [`::qapi_runtime::AsyncTransport`].
@@ -126,38 +121,28 @@ pub mod client {
         }
     }
     impl<T: ::qapi_runtime::AsyncTransport> AsyncClient<T> {
-        /// Shows `thing` \[once\] at &lt;somewhere&gt;, see <https://www.qemu.org>.
-        ///
-        /// Example:
-        ///
-        /// ```text
-        /// -> { "execute": "show" }
-        /// <- { "return": {} }
-        /// ```
-        ///
-        /// Indented text below a directive
-        ///
-        /// stays prose.
-        ///
-        /// Errors: - If it is hidden, GenericError
-        ///
-        /// Since: 9.1
+        /// Calls `show`: see [`Show`](super::commands::Show).
         pub async fn show(
             &mut self,
             args: &super::ShowArgs,
-        ) -> ::std::result::Result<(), ::qapi_runtime::CallError<T::Error>> {
-            ::qapi_runtime::client::call_async::<
-                super::commands::Show,
-                T,
-            >(&mut self.transport, args)
+        ) -> Result<(), CallError<T::Error>> {
+            call_async::<commands::Show, T>(&mut self.transport, args)
                 .await
-                .map(|::qapi_runtime::Empty| ())
+                .map(|Empty| ())
         }
     }
 }
 /// The agent side: implement [`Server`] and hand requests to
 /// [`dispatch`].
 pub mod server {
+    #[allow(unused_imports)]
+    use super::commands;
+    #[allow(unused_imports)]
+    use ::qapi_runtime::server::{no_reply, reply};
+    #[allow(unused_imports)]
+    use ::qapi_runtime::{CommandError, Empty};
+    #[allow(unused_imports)]
+    use ::std::result::Result::{self, Err};
     /// One method per command. Each answers "not supported" until
     /// implemented, so an agent can offer any subset.
     pub trait Server {
@@ -179,12 +164,9 @@ pub mod server {
         /// Errors: - If it is hidden, GenericError
         ///
         /// Since: 9.1
-        fn show(
-            &self,
-            args: super::ShowArgs,
-        ) -> ::std::result::Result<(), ::qapi_runtime::CommandError> {
+        fn show(&self, args: super::ShowArgs) -> Result<(), CommandError> {
             let _ = args;
-            ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported())
+            Err(CommandError::unsupported())
         }
     }
     /// Handles one request as qemu-ga does: checks the envelope and
@@ -203,15 +185,11 @@ pub mod server {
             policy,
             &mut |info, args| match info.name {
                 "show" => {
-                    ::qapi_runtime::server::reply::<
-                        super::commands::Show,
-                    >(args, |args| server.show(args).map(|()| ::qapi_runtime::Empty))
+                    reply::<
+                        commands::Show,
+                    >(args, |args| server.show(args).map(|()| Empty))
                 }
-                _ => {
-                    ::std::result::Result::Err(
-                        ::qapi_runtime::CommandError::unsupported(),
-                    )
-                }
+                _ => Err(CommandError::unsupported()),
             },
         )
     }

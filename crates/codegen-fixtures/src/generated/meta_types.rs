@@ -17,53 +17,9 @@ pub enum Colour {
     /// A value this schema does not know, as sent by a newer peer.
     Unrecognized(::std::string::String),
 }
-impl Colour {
-    /// The values this schema defines, as on the wire.
-    pub const VALUES: &'static [&'static str] = &["red", "green", "1st", "shiny"];
-    /// The value as on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            Self::Red => "red",
-            Self::Green => "green",
-            Self::V1st => "1st",
-            Self::Shiny => "shiny",
-            Self::Unrecognized(value) => value,
-        }
-    }
-    /// Reads a wire value; one this schema does not know is kept.
-    pub fn from_wire(value: &str) -> Self {
-        match value {
-            "red" => Self::Red,
-            "green" => Self::Green,
-            "1st" => Self::V1st,
-            "shiny" => Self::Shiny,
-            other => Self::Unrecognized(other.to_owned()),
-        }
-    }
-}
-impl ::std::fmt::Display for Colour {
-    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-impl ::qapi_runtime::serde::Serialize for Colour {
-    fn serialize<S: ::qapi_runtime::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-impl<'de> ::qapi_runtime::serde::Deserialize<'de> for Colour {
-    fn deserialize<D: ::qapi_runtime::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        let value = <::std::string::String as ::qapi_runtime::serde::Deserialize>::deserialize(
-            deserializer,
-        )?;
-        ::std::result::Result::Ok(Self::from_wire(&value))
-    }
-}
+::qapi_runtime::impl_enum!(
+    Colour, Unrecognized, [Red = "red", Green = "green", V1st = "1st", Shiny = "shiny"]
+);
 /// A point.
 #[derive(
     Clone,
@@ -127,51 +83,9 @@ pub enum ShapeKind {
     /// A value this schema does not know, as sent by a newer peer.
     Unrecognized(::std::string::String),
 }
-impl ShapeKind {
-    /// The values this schema defines, as on the wire.
-    pub const VALUES: &'static [&'static str] = &["circle", "square", "dot"];
-    /// The value as on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            Self::Circle => "circle",
-            Self::Square => "square",
-            Self::Dot => "dot",
-            Self::Unrecognized(value) => value,
-        }
-    }
-    /// Reads a wire value; one this schema does not know is kept.
-    pub fn from_wire(value: &str) -> Self {
-        match value {
-            "circle" => Self::Circle,
-            "square" => Self::Square,
-            "dot" => Self::Dot,
-            other => Self::Unrecognized(other.to_owned()),
-        }
-    }
-}
-impl ::std::fmt::Display for ShapeKind {
-    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-impl ::qapi_runtime::serde::Serialize for ShapeKind {
-    fn serialize<S: ::qapi_runtime::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-impl<'de> ::qapi_runtime::serde::Deserialize<'de> for ShapeKind {
-    fn deserialize<D: ::qapi_runtime::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        let value = <::std::string::String as ::qapi_runtime::serde::Deserialize>::deserialize(
-            deserializer,
-        )?;
-        ::std::result::Result::Ok(Self::from_wire(&value))
-    }
-}
+::qapi_runtime::impl_enum!(
+    ShapeKind, Unrecognized, [Circle = "circle", Square = "square", Dot = "dot"]
+);
 #[derive(
     Clone,
     Debug,
@@ -218,123 +132,11 @@ pub enum ShapeBranch {
     /// A branch this schema does not know, as sent by a newer peer.
     Unrecognized(::qapi_runtime::UnknownVariant),
 }
-impl ::qapi_runtime::serde::Serialize for Shape {
-    fn serialize<S: ::qapi_runtime::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        use ::qapi_runtime::serde::ser::Error as _;
-        let (
-            tag,
-            branch,
-        ): (&str, ::std::option::Option<::qapi_runtime::serde_json::Value>) = match &self
-            .branch
-        {
-            ShapeBranch::Circle(v) => {
-                (
-                    "circle",
-                    ::std::option::Option::Some(
-                        ::qapi_runtime::serde_json::to_value(v)
-                            .map_err(S::Error::custom)?,
-                    ),
-                )
-            }
-            ShapeBranch::Square(v) => {
-                (
-                    "square",
-                    ::std::option::Option::Some(
-                        ::qapi_runtime::serde_json::to_value(v)
-                            .map_err(S::Error::custom)?,
-                    ),
-                )
-            }
-            ShapeBranch::Dot => ("dot", ::std::option::Option::None),
-            ShapeBranch::Unrecognized(u) => {
-                (
-                    u.tag.as_str(),
-                    ::std::option::Option::Some(
-                        ::qapi_runtime::serde_json::Value::Object(u.members.clone()),
-                    ),
-                )
-            }
-        };
-        let mut map = <::qapi_runtime::serde_json::Map<
-            ::std::string::String,
-            ::qapi_runtime::serde_json::Value,
-        >>::new();
-        map.insert("kind".into(), tag.into());
-        if let ::std::option::Option::Some(v) = &self.name {
-            map.insert(
-                "name".into(),
-                ::qapi_runtime::serde_json::to_value(v).map_err(S::Error::custom)?,
-            );
-        }
-        if let ::std::option::Option::Some(
-            ::qapi_runtime::serde_json::Value::Object(members),
-        ) = branch {
-            map.extend(members);
-        }
-        ::qapi_runtime::serde::Serialize::serialize(&map, serializer)
-    }
-}
-impl<'de> ::qapi_runtime::serde::Deserialize<'de> for Shape {
-    fn deserialize<D: ::qapi_runtime::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        use ::qapi_runtime::serde::de::Error as _;
-        let mut map = <::qapi_runtime::serde_json::Map<
-            ::std::string::String,
-            ::qapi_runtime::serde_json::Value,
-        > as ::qapi_runtime::serde::Deserialize>::deserialize(deserializer)?;
-        let tag = match map.remove("kind") {
-            ::std::option::Option::Some(
-                ::qapi_runtime::serde_json::Value::String(tag),
-            ) => tag,
-            ::std::option::Option::Some(_) => {
-                return ::std::result::Result::Err(
-                    D::Error::custom(concat!("member '", "kind", "' is not a string")),
-                );
-            }
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(D::Error::missing_field("kind"));
-            }
-        };
-        let name = match map.remove("name") {
-            ::std::option::Option::Some(v) => {
-                ::std::option::Option::Some(
-                    ::qapi_runtime::serde_json::from_value(v).map_err(D::Error::custom)?,
-                )
-            }
-            ::std::option::Option::None => ::std::option::Option::None,
-        };
-        let branch = match tag.as_str() {
-            "circle" => {
-                ShapeBranch::Circle(
-                    ::qapi_runtime::serde_json::from_value(
-                            ::qapi_runtime::serde_json::Value::Object(map),
-                        )
-                        .map_err(D::Error::custom)?,
-                )
-            }
-            "square" => {
-                ShapeBranch::Square(
-                    ::qapi_runtime::serde_json::from_value(
-                            ::qapi_runtime::serde_json::Value::Object(map),
-                        )
-                        .map_err(D::Error::custom)?,
-                )
-            }
-            "dot" => ShapeBranch::Dot,
-            _ => {
-                ShapeBranch::Unrecognized(::qapi_runtime::UnknownVariant {
-                    tag,
-                    members: map,
-                })
-            }
-        };
-        ::std::result::Result::Ok(Self { name, branch })
-    }
-}
+::qapi_runtime::impl_union!(
+    struct Shape, branch = ShapeBranch, tag = "kind", other = Unrecognized, before[],
+    after[name = "name" optional], [Circle = "circle"(v), Square = "square"(v), Dot =
+    "dot"]
+);
 #[derive(
     Clone,
     Debug,
@@ -361,93 +163,10 @@ pub enum PlainShape {
     /// A branch this schema does not know, as sent by a newer peer.
     Unrecognized(::qapi_runtime::UnknownVariant),
 }
-impl ::qapi_runtime::serde::Serialize for PlainShape {
-    fn serialize<S: ::qapi_runtime::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        use ::qapi_runtime::serde::ser::Error as _;
-        let (
-            tag,
-            branch,
-        ): (&str, ::std::option::Option<::qapi_runtime::serde_json::Value>) = match self {
-            Self::Circle(v) => {
-                (
-                    "circle",
-                    ::std::option::Option::Some(
-                        ::qapi_runtime::serde_json::to_value(v)
-                            .map_err(S::Error::custom)?,
-                    ),
-                )
-            }
-            Self::Square => ("square", ::std::option::Option::None),
-            Self::Dot => ("dot", ::std::option::Option::None),
-            Self::Unrecognized(u) => {
-                (
-                    u.tag.as_str(),
-                    ::std::option::Option::Some(
-                        ::qapi_runtime::serde_json::Value::Object(u.members.clone()),
-                    ),
-                )
-            }
-        };
-        let mut map = <::qapi_runtime::serde_json::Map<
-            ::std::string::String,
-            ::qapi_runtime::serde_json::Value,
-        >>::new();
-        map.insert("kind".into(), tag.into());
-        if let ::std::option::Option::Some(
-            ::qapi_runtime::serde_json::Value::Object(members),
-        ) = branch {
-            map.extend(members);
-        }
-        ::qapi_runtime::serde::Serialize::serialize(&map, serializer)
-    }
-}
-impl<'de> ::qapi_runtime::serde::Deserialize<'de> for PlainShape {
-    fn deserialize<D: ::qapi_runtime::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        use ::qapi_runtime::serde::de::Error as _;
-        let mut map = <::qapi_runtime::serde_json::Map<
-            ::std::string::String,
-            ::qapi_runtime::serde_json::Value,
-        > as ::qapi_runtime::serde::Deserialize>::deserialize(deserializer)?;
-        let tag = match map.remove("kind") {
-            ::std::option::Option::Some(
-                ::qapi_runtime::serde_json::Value::String(tag),
-            ) => tag,
-            ::std::option::Option::Some(_) => {
-                return ::std::result::Result::Err(
-                    D::Error::custom(concat!("member '", "kind", "' is not a string")),
-                );
-            }
-            ::std::option::Option::None => {
-                return ::std::result::Result::Err(D::Error::missing_field("kind"));
-            }
-        };
-        ::std::result::Result::Ok(
-            match tag.as_str() {
-                "circle" => {
-                    Self::Circle(
-                        ::qapi_runtime::serde_json::from_value(
-                                ::qapi_runtime::serde_json::Value::Object(map),
-                            )
-                            .map_err(D::Error::custom)?,
-                    )
-                }
-                "square" => Self::Square,
-                "dot" => Self::Dot,
-                _ => {
-                    Self::Unrecognized(::qapi_runtime::UnknownVariant {
-                        tag,
-                        members: map,
-                    })
-                }
-            },
-        )
-    }
-}
+::qapi_runtime::impl_union!(
+    enum PlainShape, tag = "kind", other = Unrecognized, [Circle = "circle"(v), Square =
+    "square", Dot = "dot"]
+);
 /// A size by number, by name, or any of the other JSON kinds.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Size {
@@ -464,71 +183,10 @@ pub enum Size {
     /// a shape
     Shape(Circle),
 }
-impl ::qapi_runtime::serde::Serialize for Size {
-    fn serialize<S: ::qapi_runtime::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        match self {
-            Self::Bytes(v) => ::qapi_runtime::serde::Serialize::serialize(v, serializer),
-            Self::Named(v) => ::qapi_runtime::serde::Serialize::serialize(v, serializer),
-            Self::On(v) => ::qapi_runtime::serde::Serialize::serialize(v, serializer),
-            Self::Nothing(v) => {
-                ::qapi_runtime::serde::Serialize::serialize(v, serializer)
-            }
-            Self::List(v) => ::qapi_runtime::serde::Serialize::serialize(v, serializer),
-            Self::Shape(v) => ::qapi_runtime::serde::Serialize::serialize(v, serializer),
-        }
-    }
-}
-impl<'de> ::qapi_runtime::serde::Deserialize<'de> for Size {
-    fn deserialize<D: ::qapi_runtime::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        use ::qapi_runtime::serde::de::Error as _;
-        let value = <::qapi_runtime::serde_json::Value as ::qapi_runtime::serde::Deserialize>::deserialize(
-            deserializer,
-        )?;
-        match &value {
-            ::qapi_runtime::serde_json::Value::Number(_) => {
-                ::qapi_runtime::serde_json::from_value(value)
-                    .map(Self::Bytes)
-                    .map_err(D::Error::custom)
-            }
-            ::qapi_runtime::serde_json::Value::String(_) => {
-                ::qapi_runtime::serde_json::from_value(value)
-                    .map(Self::Named)
-                    .map_err(D::Error::custom)
-            }
-            ::qapi_runtime::serde_json::Value::Bool(_) => {
-                ::qapi_runtime::serde_json::from_value(value)
-                    .map(Self::On)
-                    .map_err(D::Error::custom)
-            }
-            ::qapi_runtime::serde_json::Value::Null => {
-                ::qapi_runtime::serde_json::from_value(value)
-                    .map(Self::Nothing)
-                    .map_err(D::Error::custom)
-            }
-            ::qapi_runtime::serde_json::Value::Array(_) => {
-                ::qapi_runtime::serde_json::from_value(value)
-                    .map(Self::List)
-                    .map_err(D::Error::custom)
-            }
-            ::qapi_runtime::serde_json::Value::Object(_) => {
-                ::qapi_runtime::serde_json::from_value(value)
-                    .map(Self::Shape)
-                    .map_err(D::Error::custom)
-            }
-            #[allow(unreachable_patterns)]
-            _ => {
-                ::std::result::Result::Err(
-                    D::Error::custom("one of: int, string, boolean, null, array, object"),
-                )
-            }
-        }
-    }
-}
+::qapi_runtime::impl_alternate!(
+    Size, "one of: int, string, boolean, null, array, object", [Bytes = "number", Named =
+    "string", On = "boolean", Nothing = "null", List = "array", Shape = "object"]
+);
 /// Arguments of `draw`.
 #[derive(
     Clone,
@@ -564,54 +222,31 @@ pub struct MovedArgs {
 /// Every command of the schema with its flags, condition and
 /// features, in schema order: what `guest-info` reports.
 pub static COMMANDS: [::qapi_runtime::CommandInfo; 4usize] = [
-    ::qapi_runtime::CommandInfo {
-        name: "draw",
-        success_response: true,
-        allow_oob: false,
-        condition: ::std::option::Option::None,
-        features: &[],
-        has_arguments: true,
-        arguments: &desc::DRAW_ARGS_MEMBERS,
-    },
-    ::qapi_runtime::CommandInfo {
-        name: "erase",
-        success_response: true,
-        allow_oob: false,
-        condition: ::std::option::Option::None,
-        features: &[],
-        has_arguments: true,
-        arguments: &desc::POINT_MEMBERS,
-    },
-    ::qapi_runtime::CommandInfo {
-        name: "reset",
-        success_response: false,
-        allow_oob: false,
-        condition: ::std::option::Option::Some(
+    ::qapi_runtime::CommandInfo::new("draw").with_arguments(&desc::DRAW_ARGS_MEMBERS),
+    ::qapi_runtime::CommandInfo::new("erase").with_arguments(&desc::POINT_MEMBERS),
+    ::qapi_runtime::CommandInfo::new("reset")
+        .without_success_response()
+        .with_condition(
             &::qapi_runtime::Cond::Any(
                 &[
                     ::qapi_runtime::Cond::Name("CONFIG_A"),
                     ::qapi_runtime::Cond::Not(&::qapi_runtime::Cond::Name("CONFIG_B")),
                 ],
             ),
-        ),
-        features: &["deprecated"],
-        has_arguments: false,
-        arguments: &::qapi_runtime::desc::NO_MEMBERS,
-    },
-    ::qapi_runtime::CommandInfo {
-        name: "ping",
-        success_response: true,
-        allow_oob: true,
-        condition: ::std::option::Option::None,
-        features: &[],
-        has_arguments: false,
-        arguments: &::qapi_runtime::desc::NO_MEMBERS,
-    },
+        )
+        .with_features(&["deprecated"]),
+    ::qapi_runtime::CommandInfo::new("ping").with_allow_oob(),
 ];
 /// One type per command, for the runtime's typed call and dispatch
 /// paths.
 pub mod commands {
     /// The `draw` command.
+    ///
+    /// Draws a shape.
+    ///
+    /// Returns: the points drawn
+    ///
+    /// Since: 2.0
     #[derive(Clone, Copy, Debug)]
     pub struct Draw;
     impl ::qapi_runtime::Command for Draw {
@@ -622,6 +257,8 @@ pub mod commands {
         type Returns = ::std::vec::Vec<super::Point>;
     }
     /// The `erase` command.
+    ///
+    /// Erases everything, boxed arguments.
     #[derive(Clone, Copy, Debug)]
     pub struct Erase;
     impl ::qapi_runtime::Command for Erase {
@@ -632,6 +269,12 @@ pub mod commands {
         type Returns = ::qapi_runtime::Empty;
     }
     /// The `reset` command.
+    ///
+    /// Resets without a reply, on some builds only.
+    ///
+    /// The agent sends no reply on success: a client call returns once the request is sent, or with the error the agent answers instead.
+    ///
+    /// Offered by guests where `{'any': ['CONFIG_A', {'not': 'CONFIG_B'}]}` holds.
     #[derive(Clone, Copy, Debug)]
     pub struct Reset;
     impl ::qapi_runtime::Command for Reset {
@@ -640,6 +283,8 @@ pub mod commands {
     }
     impl ::qapi_runtime::NoReplyCommand for Reset {}
     /// The `ping` command.
+    ///
+    /// Answers at once.
     #[derive(Clone, Copy, Debug)]
     pub struct Ping;
     impl ::qapi_runtime::Command for Ping {
@@ -653,242 +298,115 @@ pub mod commands {
 /// Type descriptors for checking arguments; used by the dispatcher.
 #[doc(hidden)]
 pub mod desc {
-    pub static COLOUR: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Enum(
-        &["red", "green", "1st", "shiny"],
-    );
-    pub static POINT_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "x",
-                optional: false,
-                ty: &::qapi_runtime::desc::INT32,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "y",
-                optional: false,
-                ty: &::qapi_runtime::desc::INT32,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "label",
-                optional: true,
-                ty: &::qapi_runtime::desc::STR,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "tags",
-                optional: true,
-                ty: &STR_LIST,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "colour",
-                optional: true,
-                ty: &COLOUR,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "extra",
-                optional: true,
-                ty: &::qapi_runtime::desc::ANY,
-            },
-        ],
-        branches: ::std::option::Option::None,
+    #[allow(unused_imports)]
+    use ::qapi_runtime::desc as builtin;
+    #[allow(unused_imports)]
+    use ::qapi_runtime::desc::{
+        AlternateDesc, BranchesDesc, MemberDesc, ObjectDesc, TypeDesc,
     };
-    pub static POINT: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
-        &POINT_MEMBERS,
-    );
-    pub static POINT3_D_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "x",
-                optional: false,
-                ty: &::qapi_runtime::desc::INT32,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "y",
-                optional: false,
-                ty: &::qapi_runtime::desc::INT32,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "label",
-                optional: true,
-                ty: &::qapi_runtime::desc::STR,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "tags",
-                optional: true,
-                ty: &STR_LIST,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "colour",
-                optional: true,
-                ty: &COLOUR,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "extra",
-                optional: true,
-                ty: &::qapi_runtime::desc::ANY,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "z",
-                optional: false,
-                ty: &::qapi_runtime::desc::NUMBER,
-            },
+    pub static COLOUR: TypeDesc = TypeDesc::Enum(&["red", "green", "1st", "shiny"]);
+    pub static POINT_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[
+            MemberDesc::required("x", &builtin::INT32),
+            MemberDesc::required("y", &builtin::INT32),
+            MemberDesc::optional("label", &builtin::STR),
+            MemberDesc::optional("tags", &STR_LIST),
+            MemberDesc::optional("colour", &COLOUR),
+            MemberDesc::optional("extra", &builtin::ANY),
         ],
-        branches: ::std::option::Option::None,
-    };
-    pub static POINT3_D: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
-        &POINT3_D_MEMBERS,
     );
-    pub static SHAPE_KIND: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Enum(
-        &["circle", "square", "dot"],
-    );
-    pub static CIRCLE_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "radius",
-                optional: false,
-                ty: &::qapi_runtime::desc::UINT64,
-            },
+    pub static POINT: TypeDesc = TypeDesc::Object(&POINT_MEMBERS);
+    pub static POINT3_D_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[
+            MemberDesc::required("x", &builtin::INT32),
+            MemberDesc::required("y", &builtin::INT32),
+            MemberDesc::optional("label", &builtin::STR),
+            MemberDesc::optional("tags", &STR_LIST),
+            MemberDesc::optional("colour", &COLOUR),
+            MemberDesc::optional("extra", &builtin::ANY),
+            MemberDesc::required("z", &builtin::NUMBER),
         ],
-        branches: ::std::option::Option::None,
-    };
-    pub static CIRCLE: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
-        &CIRCLE_MEMBERS,
     );
-    pub static SQUARE_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "side",
-                optional: false,
-                ty: &::qapi_runtime::desc::SIZE,
-            },
+    pub static POINT3_D: TypeDesc = TypeDesc::Object(&POINT3_D_MEMBERS);
+    pub static SHAPE_KIND: TypeDesc = TypeDesc::Enum(&["circle", "square", "dot"]);
+    pub static CIRCLE_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[MemberDesc::required("radius", &builtin::UINT64)],
+    );
+    pub static CIRCLE: TypeDesc = TypeDesc::Object(&CIRCLE_MEMBERS);
+    pub static SQUARE_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[MemberDesc::required("side", &builtin::SIZE)],
+    );
+    pub static SQUARE: TypeDesc = TypeDesc::Object(&SQUARE_MEMBERS);
+    pub static SHAPE_MEMBERS: ObjectDesc = ObjectDesc::union(
+        &[
+            MemberDesc::required("kind", &SHAPE_KIND),
+            MemberDesc::optional("name", &builtin::STR),
         ],
-        branches: ::std::option::Option::None,
-    };
-    pub static SQUARE: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
-        &SQUARE_MEMBERS,
+        &BranchesDesc {
+            tag: "kind",
+            cases: &[
+                ("circle", &CIRCLE_MEMBERS),
+                ("square", &SQUARE_MEMBERS),
+                ("dot", &builtin::NO_MEMBERS),
+            ],
+        },
     );
-    pub static SHAPE_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "kind",
-                optional: false,
-                ty: &SHAPE_KIND,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "name",
-                optional: true,
-                ty: &::qapi_runtime::desc::STR,
-            },
-        ],
-        branches: ::std::option::Option::Some(
-            &::qapi_runtime::desc::BranchesDesc {
-                tag: "kind",
-                cases: &[
-                    ("circle", &CIRCLE_MEMBERS),
-                    ("square", &SQUARE_MEMBERS),
-                    ("dot", &::qapi_runtime::desc::NO_MEMBERS),
-                ],
-            },
-        ),
-    };
-    pub static SHAPE: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
-        &SHAPE_MEMBERS,
+    pub static SHAPE: TypeDesc = TypeDesc::Object(&SHAPE_MEMBERS);
+    pub static SHAPE_BASE_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[MemberDesc::required("kind", &SHAPE_KIND)],
     );
-    pub static SHAPE_BASE_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "kind",
-                optional: false,
-                ty: &SHAPE_KIND,
-            },
-        ],
-        branches: ::std::option::Option::None,
-    };
-    pub static SHAPE_BASE: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
-        &SHAPE_BASE_MEMBERS,
+    pub static SHAPE_BASE: TypeDesc = TypeDesc::Object(&SHAPE_BASE_MEMBERS);
+    pub static PLAIN_SHAPE_MEMBERS: ObjectDesc = ObjectDesc::union(
+        &[MemberDesc::required("kind", &SHAPE_KIND)],
+        &BranchesDesc {
+            tag: "kind",
+            cases: &[
+                ("circle", &CIRCLE_MEMBERS),
+                ("square", &builtin::NO_MEMBERS),
+                ("dot", &builtin::NO_MEMBERS),
+            ],
+        },
     );
-    pub static PLAIN_SHAPE_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "kind",
-                optional: false,
-                ty: &SHAPE_KIND,
-            },
-        ],
-        branches: ::std::option::Option::Some(
-            &::qapi_runtime::desc::BranchesDesc {
-                tag: "kind",
-                cases: &[
-                    ("circle", &CIRCLE_MEMBERS),
-                    ("square", &::qapi_runtime::desc::NO_MEMBERS),
-                    ("dot", &::qapi_runtime::desc::NO_MEMBERS),
-                ],
-            },
-        ),
-    };
-    pub static PLAIN_SHAPE: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
-        &PLAIN_SHAPE_MEMBERS,
-    );
-    pub static SIZE: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Alternate(
-        &::qapi_runtime::desc::AlternateDesc {
+    pub static PLAIN_SHAPE: TypeDesc = TypeDesc::Object(&PLAIN_SHAPE_MEMBERS);
+    pub static SIZE: TypeDesc = TypeDesc::Alternate(
+        &AlternateDesc {
             name: "Size",
             cases: &[
-                &::qapi_runtime::desc::INT64,
+                &builtin::INT64,
                 &SHAPE_KIND,
-                &::qapi_runtime::desc::BOOL,
-                &::qapi_runtime::desc::NULL,
+                &builtin::BOOL,
+                &builtin::NULL,
                 &INT8_LIST,
                 &CIRCLE,
             ],
         },
     );
-    pub static DRAW_ARGS_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "shape",
-                optional: false,
-                ty: &SHAPE,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "size",
-                optional: true,
-                ty: &SIZE,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "at",
-                optional: true,
-                ty: &POINT,
-            },
+    pub static DRAW_ARGS_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[
+            MemberDesc::required("shape", &SHAPE),
+            MemberDesc::optional("size", &SIZE),
+            MemberDesc::optional("at", &POINT),
         ],
-        branches: ::std::option::Option::None,
-    };
-    pub static DRAW_ARGS: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
-        &DRAW_ARGS_MEMBERS,
     );
-    pub static MOVED_ARGS_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "to",
-                optional: false,
-                ty: &POINT,
-            },
-        ],
-        branches: ::std::option::Option::None,
-    };
-    pub static MOVED_ARGS: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
-        &MOVED_ARGS_MEMBERS,
+    pub static DRAW_ARGS: TypeDesc = TypeDesc::Object(&DRAW_ARGS_MEMBERS);
+    pub static MOVED_ARGS_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[MemberDesc::required("to", &POINT)],
     );
-    pub static STR_LIST: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Array(
-        &::qapi_runtime::desc::STR,
-    );
-    pub static INT8_LIST: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Array(
-        &::qapi_runtime::desc::INT8,
-    );
-    pub static POINT_LIST: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Array(
-        &POINT,
-    );
+    pub static MOVED_ARGS: TypeDesc = TypeDesc::Object(&MOVED_ARGS_MEMBERS);
+    pub static STR_LIST: TypeDesc = TypeDesc::Array(&builtin::STR);
+    pub static INT8_LIST: TypeDesc = TypeDesc::Array(&builtin::INT8);
+    pub static POINT_LIST: TypeDesc = TypeDesc::Array(&POINT);
 }
 /// Typed clients: one method per command.
 pub mod client {
+    #[allow(unused_imports)]
+    use super::commands;
+    #[allow(unused_imports)]
+    use ::qapi_runtime::client::{call, call_async, send, send_async};
+    #[allow(unused_imports)]
+    use ::qapi_runtime::{CallError, Empty};
+    #[allow(unused_imports)]
+    use ::std::result::Result;
     /// A blocking client over any [`::qapi_runtime::Transport`].
     #[derive(Debug)]
     pub struct Client<T> {
@@ -909,57 +427,25 @@ pub mod client {
         }
     }
     impl<T: ::qapi_runtime::Transport> Client<T> {
-        /// Draws a shape.
-        ///
-        /// Returns: the points drawn
-        ///
-        /// Since: 2.0
+        /// Calls `draw`: see [`Draw`](super::commands::Draw).
         pub fn draw(
             &mut self,
             args: &super::DrawArgs,
-        ) -> ::std::result::Result<
-            ::std::vec::Vec<super::Point>,
-            ::qapi_runtime::CallError<T::Error>,
-        > {
-            ::qapi_runtime::client::call::<
-                super::commands::Draw,
-                T,
-            >(&mut self.transport, args)
+        ) -> Result<::std::vec::Vec<super::Point>, CallError<T::Error>> {
+            call::<commands::Draw, T>(&mut self.transport, args)
         }
-        /// Erases everything, boxed arguments.
-        pub fn erase(
-            &mut self,
-            args: &super::Point,
-        ) -> ::std::result::Result<(), ::qapi_runtime::CallError<T::Error>> {
-            ::qapi_runtime::client::call::<
-                super::commands::Erase,
-                T,
-            >(&mut self.transport, args)
-                .map(|::qapi_runtime::Empty| ())
+        /// Calls `erase`: see [`Erase`](super::commands::Erase).
+        pub fn erase(&mut self, args: &super::Point) -> Result<(), CallError<T::Error>> {
+            call::<commands::Erase, T>(&mut self.transport, args).map(|Empty| ())
         }
-        /// Resets without a reply, on some builds only.
-        ///
-        /// The agent sends no reply on success: this returns once the request is sent, or with the error the agent answers instead.
-        ///
-        /// Offered by guests where `{'any': ['CONFIG_A', {'not': 'CONFIG_B'}]}` holds.
+        /// Sends `reset`, which gets no reply on success: see [`Reset`](super::commands::Reset).
         #[deprecated]
-        pub fn reset(
-            &mut self,
-        ) -> ::std::result::Result<(), ::qapi_runtime::CallError<T::Error>> {
-            ::qapi_runtime::client::send::<
-                super::commands::Reset,
-                T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
+        pub fn reset(&mut self) -> Result<(), CallError<T::Error>> {
+            send::<commands::Reset, T>(&mut self.transport, &Empty)
         }
-        /// Answers at once.
-        pub fn ping(
-            &mut self,
-        ) -> ::std::result::Result<(), ::qapi_runtime::CallError<T::Error>> {
-            ::qapi_runtime::client::call::<
-                super::commands::Ping,
-                T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
-                .map(|::qapi_runtime::Empty| ())
+        /// Calls `ping`: see [`Ping`](super::commands::Ping).
+        pub fn ping(&mut self) -> Result<(), CallError<T::Error>> {
+            call::<commands::Ping, T>(&mut self.transport, &Empty).map(|Empty| ())
         }
     }
     /// An async client over any [`::qapi_runtime::AsyncTransport`].
@@ -982,67 +468,46 @@ pub mod client {
         }
     }
     impl<T: ::qapi_runtime::AsyncTransport> AsyncClient<T> {
-        /// Draws a shape.
-        ///
-        /// Returns: the points drawn
-        ///
-        /// Since: 2.0
+        /// Calls `draw`: see [`Draw`](super::commands::Draw).
         pub async fn draw(
             &mut self,
             args: &super::DrawArgs,
-        ) -> ::std::result::Result<
-            ::std::vec::Vec<super::Point>,
-            ::qapi_runtime::CallError<T::Error>,
-        > {
-            ::qapi_runtime::client::call_async::<
-                super::commands::Draw,
-                T,
-            >(&mut self.transport, args)
-                .await
+        ) -> Result<::std::vec::Vec<super::Point>, CallError<T::Error>> {
+            call_async::<commands::Draw, T>(&mut self.transport, args).await
         }
-        /// Erases everything, boxed arguments.
+        /// Calls `erase`: see [`Erase`](super::commands::Erase).
         pub async fn erase(
             &mut self,
             args: &super::Point,
-        ) -> ::std::result::Result<(), ::qapi_runtime::CallError<T::Error>> {
-            ::qapi_runtime::client::call_async::<
-                super::commands::Erase,
-                T,
-            >(&mut self.transport, args)
+        ) -> Result<(), CallError<T::Error>> {
+            call_async::<commands::Erase, T>(&mut self.transport, args)
                 .await
-                .map(|::qapi_runtime::Empty| ())
+                .map(|Empty| ())
         }
-        /// Resets without a reply, on some builds only.
-        ///
-        /// The agent sends no reply on success: this returns once the request is sent, or with the error the agent answers instead.
-        ///
-        /// Offered by guests where `{'any': ['CONFIG_A', {'not': 'CONFIG_B'}]}` holds.
+        /// Sends `reset`, which gets no reply on success: see [`Reset`](super::commands::Reset).
         #[deprecated]
-        pub async fn reset(
-            &mut self,
-        ) -> ::std::result::Result<(), ::qapi_runtime::CallError<T::Error>> {
-            ::qapi_runtime::client::send_async::<
-                super::commands::Reset,
-                T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
-                .await
+        pub async fn reset(&mut self) -> Result<(), CallError<T::Error>> {
+            send_async::<commands::Reset, T>(&mut self.transport, &Empty).await
         }
-        /// Answers at once.
-        pub async fn ping(
-            &mut self,
-        ) -> ::std::result::Result<(), ::qapi_runtime::CallError<T::Error>> {
-            ::qapi_runtime::client::call_async::<
-                super::commands::Ping,
-                T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
+        /// Calls `ping`: see [`Ping`](super::commands::Ping).
+        pub async fn ping(&mut self) -> Result<(), CallError<T::Error>> {
+            call_async::<commands::Ping, T>(&mut self.transport, &Empty)
                 .await
-                .map(|::qapi_runtime::Empty| ())
+                .map(|Empty| ())
         }
     }
 }
 /// The agent side: implement [`Server`] and hand requests to
 /// [`dispatch`].
 pub mod server {
+    #[allow(unused_imports)]
+    use super::commands;
+    #[allow(unused_imports)]
+    use ::qapi_runtime::server::{no_reply, reply};
+    #[allow(unused_imports)]
+    use ::qapi_runtime::{CommandError, Empty};
+    #[allow(unused_imports)]
+    use ::std::result::Result::{self, Err};
     /// One method per command. Each answers "not supported" until
     /// implemented, so an agent can offer any subset.
     pub trait Server {
@@ -1056,34 +521,28 @@ pub mod server {
         fn draw(
             &self,
             args: super::DrawArgs,
-        ) -> ::std::result::Result<
-            ::std::vec::Vec<super::Point>,
-            ::qapi_runtime::CommandError,
-        > {
+        ) -> Result<::std::vec::Vec<super::Point>, CommandError> {
             let _ = args;
-            ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported())
+            Err(CommandError::unsupported())
         }
         /// Handles `erase`.
         ///
         /// Erases everything, boxed arguments.
-        fn erase(
-            &self,
-            args: super::Point,
-        ) -> ::std::result::Result<(), ::qapi_runtime::CommandError> {
+        fn erase(&self, args: super::Point) -> Result<(), CommandError> {
             let _ = args;
-            ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported())
+            Err(CommandError::unsupported())
         }
         /// Handles `reset`.
         ///
         /// Resets without a reply, on some builds only.
-        fn reset(&self) -> ::std::result::Result<(), ::qapi_runtime::CommandError> {
-            ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported())
+        fn reset(&self) -> Result<(), CommandError> {
+            Err(CommandError::unsupported())
         }
         /// Handles `ping`.
         ///
         /// Answers at once.
-        fn ping(&self) -> ::std::result::Result<(), ::qapi_runtime::CommandError> {
-            ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported())
+        fn ping(&self) -> Result<(), CommandError> {
+            Err(CommandError::unsupported())
         }
     }
     /// Handles one request as qemu-ga does: checks the envelope and
@@ -1101,36 +560,17 @@ pub mod server {
             &super::COMMANDS,
             policy,
             &mut |info, args| match info.name {
-                "draw" => {
-                    ::qapi_runtime::server::reply::<
-                        super::commands::Draw,
-                    >(args, |args| server.draw(args))
-                }
+                "draw" => reply::<commands::Draw>(args, |args| server.draw(args)),
                 "erase" => {
-                    ::qapi_runtime::server::reply::<
-                        super::commands::Erase,
-                    >(args, |args| server.erase(args).map(|()| ::qapi_runtime::Empty))
+                    reply::<
+                        commands::Erase,
+                    >(args, |args| server.erase(args).map(|()| Empty))
                 }
-                "reset" => {
-                    ::qapi_runtime::server::no_reply::<
-                        super::commands::Reset,
-                    >(args, |::qapi_runtime::Empty| server.reset())
-                }
+                "reset" => no_reply::<commands::Reset>(args, |Empty| server.reset()),
                 "ping" => {
-                    ::qapi_runtime::server::reply::<
-                        super::commands::Ping,
-                    >(
-                        args,
-                        |::qapi_runtime::Empty| {
-                            server.ping().map(|()| ::qapi_runtime::Empty)
-                        },
-                    )
+                    reply::<commands::Ping>(args, |Empty| server.ping().map(|()| Empty))
                 }
-                _ => {
-                    ::std::result::Result::Err(
-                        ::qapi_runtime::CommandError::unsupported(),
-                    )
-                }
+                _ => Err(CommandError::unsupported()),
             },
         )
     }

@@ -41,51 +41,9 @@ pub enum Option {
     /// A value this schema does not know, as sent by a newer peer.
     Unrecognized2(::std::string::String),
 }
-impl Option {
-    /// The values this schema defines, as on the wire.
-    pub const VALUES: &'static [&'static str] = &["none", "some", "unrecognized"];
-    /// The value as on the wire.
-    pub fn as_str(&self) -> &str {
-        match self {
-            Self::None => "none",
-            Self::Some => "some",
-            Self::Unrecognized => "unrecognized",
-            Self::Unrecognized2(value) => value,
-        }
-    }
-    /// Reads a wire value; one this schema does not know is kept.
-    pub fn from_wire(value: &str) -> Self {
-        match value {
-            "none" => Self::None,
-            "some" => Self::Some,
-            "unrecognized" => Self::Unrecognized,
-            other => Self::Unrecognized2(other.to_owned()),
-        }
-    }
-}
-impl ::std::fmt::Display for Option {
-    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-impl ::qapi_runtime::serde::Serialize for Option {
-    fn serialize<S: ::qapi_runtime::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-impl<'de> ::qapi_runtime::serde::Deserialize<'de> for Option {
-    fn deserialize<D: ::qapi_runtime::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        let value = <::std::string::String as ::qapi_runtime::serde::Deserialize>::deserialize(
-            deserializer,
-        )?;
-        ::std::result::Result::Ok(Self::from_wire(&value))
-    }
-}
+::qapi_runtime::impl_enum!(
+    Option, Unrecognized2, [None = "none", Some = "some", Unrecognized = "unrecognized"]
+);
 /// Arguments of `clone`.
 #[derive(
     Clone,
@@ -102,38 +60,16 @@ pub struct CloneArgs {
 /// Every command of the schema with its flags, condition and
 /// features, in schema order: what `guest-info` reports.
 pub static COMMANDS: [::qapi_runtime::CommandInfo; 3usize] = [
-    ::qapi_runtime::CommandInfo {
-        name: "clone",
-        success_response: true,
-        allow_oob: false,
-        condition: ::std::option::Option::None,
-        features: &[],
-        has_arguments: true,
-        arguments: &desc::CLONE_ARGS_MEMBERS,
-    },
-    ::qapi_runtime::CommandInfo {
-        name: "new",
-        success_response: true,
-        allow_oob: false,
-        condition: ::std::option::Option::None,
-        features: &[],
-        has_arguments: false,
-        arguments: &::qapi_runtime::desc::NO_MEMBERS,
-    },
-    ::qapi_runtime::CommandInfo {
-        name: "drop",
-        success_response: true,
-        allow_oob: false,
-        condition: ::std::option::Option::None,
-        features: &[],
-        has_arguments: false,
-        arguments: &::qapi_runtime::desc::NO_MEMBERS,
-    },
+    ::qapi_runtime::CommandInfo::new("clone").with_arguments(&desc::CLONE_ARGS_MEMBERS),
+    ::qapi_runtime::CommandInfo::new("new"),
+    ::qapi_runtime::CommandInfo::new("drop"),
 ];
 /// One type per command, for the runtime's typed call and dispatch
 /// paths.
 pub mod commands {
     /// The `clone` command.
+    ///
+    /// Returns: a Box
     #[derive(Clone, Copy, Debug)]
     pub struct Clone;
     impl ::qapi_runtime::Command for Clone {
@@ -144,6 +80,8 @@ pub mod commands {
         type Returns = super::Box;
     }
     /// The `new` command.
+    ///
+    /// Clashes with the client's constructor.
     #[derive(Clone, Copy, Debug)]
     pub struct New;
     impl ::qapi_runtime::Command for New {
@@ -154,6 +92,8 @@ pub mod commands {
         type Returns = ::qapi_runtime::Empty;
     }
     /// The `drop` command.
+    ///
+    /// Named like a trait method.
     #[derive(Clone, Copy, Debug)]
     pub struct Drop;
     impl ::qapi_runtime::Command for Drop {
@@ -167,61 +107,40 @@ pub mod commands {
 /// Type descriptors for checking arguments; used by the dispatcher.
 #[doc(hidden)]
 pub mod desc {
-    pub static RESULT_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "type",
-                optional: false,
-                ty: &::qapi_runtime::desc::STR,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "self",
-                optional: false,
-                ty: &::qapi_runtime::desc::INT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "match",
-                optional: false,
-                ty: &::qapi_runtime::desc::BOOL,
-            },
-        ],
-        branches: ::std::option::Option::None,
+    #[allow(unused_imports)]
+    use ::qapi_runtime::desc as builtin;
+    #[allow(unused_imports)]
+    use ::qapi_runtime::desc::{
+        AlternateDesc, BranchesDesc, MemberDesc, ObjectDesc, TypeDesc,
     };
-    pub static RESULT: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
-        &RESULT_MEMBERS,
-    );
-    pub static BOX_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "value",
-                optional: false,
-                ty: &RESULT,
-            },
+    pub static RESULT_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[
+            MemberDesc::required("type", &builtin::STR),
+            MemberDesc::required("self", &builtin::INT64),
+            MemberDesc::required("match", &builtin::BOOL),
         ],
-        branches: ::std::option::Option::None,
-    };
-    pub static BOX: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
-        &BOX_MEMBERS,
     );
-    pub static OPTION: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Enum(
-        &["none", "some", "unrecognized"],
+    pub static RESULT: TypeDesc = TypeDesc::Object(&RESULT_MEMBERS);
+    pub static BOX_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[MemberDesc::required("value", &RESULT)],
     );
-    pub static CLONE_ARGS_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "into",
-                optional: false,
-                ty: &OPTION,
-            },
-        ],
-        branches: ::std::option::Option::None,
-    };
-    pub static CLONE_ARGS: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
-        &CLONE_ARGS_MEMBERS,
+    pub static BOX: TypeDesc = TypeDesc::Object(&BOX_MEMBERS);
+    pub static OPTION: TypeDesc = TypeDesc::Enum(&["none", "some", "unrecognized"]);
+    pub static CLONE_ARGS_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[MemberDesc::required("into", &OPTION)],
     );
+    pub static CLONE_ARGS: TypeDesc = TypeDesc::Object(&CLONE_ARGS_MEMBERS);
 }
 /// Typed clients: one method per command.
 pub mod client {
+    #[allow(unused_imports)]
+    use super::commands;
+    #[allow(unused_imports)]
+    use ::qapi_runtime::client::{call, call_async, send, send_async};
+    #[allow(unused_imports)]
+    use ::qapi_runtime::{CallError, Empty};
+    #[allow(unused_imports)]
+    use ::std::result::Result;
     /// A blocking client over any [`::qapi_runtime::Transport`].
     #[derive(Debug)]
     pub struct Client<T> {
@@ -242,35 +161,20 @@ pub mod client {
         }
     }
     impl<T: ::qapi_runtime::Transport> Client<T> {
-        /// Returns: a Box
+        /// Calls `clone`: see [`Clone`](super::commands::Clone).
         pub fn clone(
             &mut self,
             args: &super::CloneArgs,
-        ) -> ::std::result::Result<super::Box, ::qapi_runtime::CallError<T::Error>> {
-            ::qapi_runtime::client::call::<
-                super::commands::Clone,
-                T,
-            >(&mut self.transport, args)
+        ) -> Result<super::Box, CallError<T::Error>> {
+            call::<commands::Clone, T>(&mut self.transport, args)
         }
-        /// Clashes with the client's constructor.
-        pub fn new2(
-            &mut self,
-        ) -> ::std::result::Result<(), ::qapi_runtime::CallError<T::Error>> {
-            ::qapi_runtime::client::call::<
-                super::commands::New,
-                T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
-                .map(|::qapi_runtime::Empty| ())
+        /// Calls `new`: see [`New`](super::commands::New).
+        pub fn new2(&mut self) -> Result<(), CallError<T::Error>> {
+            call::<commands::New, T>(&mut self.transport, &Empty).map(|Empty| ())
         }
-        /// Named like a trait method.
-        pub fn drop(
-            &mut self,
-        ) -> ::std::result::Result<(), ::qapi_runtime::CallError<T::Error>> {
-            ::qapi_runtime::client::call::<
-                super::commands::Drop,
-                T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
-                .map(|::qapi_runtime::Empty| ())
+        /// Calls `drop`: see [`Drop`](super::commands::Drop).
+        pub fn drop(&mut self) -> Result<(), CallError<T::Error>> {
+            call::<commands::Drop, T>(&mut self.transport, &Empty).map(|Empty| ())
         }
     }
     /// An async client over any [`::qapi_runtime::AsyncTransport`].
@@ -293,68 +197,59 @@ pub mod client {
         }
     }
     impl<T: ::qapi_runtime::AsyncTransport> AsyncClient<T> {
-        /// Returns: a Box
+        /// Calls `clone`: see [`Clone`](super::commands::Clone).
         pub async fn clone(
             &mut self,
             args: &super::CloneArgs,
-        ) -> ::std::result::Result<super::Box, ::qapi_runtime::CallError<T::Error>> {
-            ::qapi_runtime::client::call_async::<
-                super::commands::Clone,
-                T,
-            >(&mut self.transport, args)
-                .await
+        ) -> Result<super::Box, CallError<T::Error>> {
+            call_async::<commands::Clone, T>(&mut self.transport, args).await
         }
-        /// Clashes with the client's constructor.
-        pub async fn new2(
-            &mut self,
-        ) -> ::std::result::Result<(), ::qapi_runtime::CallError<T::Error>> {
-            ::qapi_runtime::client::call_async::<
-                super::commands::New,
-                T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
+        /// Calls `new`: see [`New`](super::commands::New).
+        pub async fn new2(&mut self) -> Result<(), CallError<T::Error>> {
+            call_async::<commands::New, T>(&mut self.transport, &Empty)
                 .await
-                .map(|::qapi_runtime::Empty| ())
+                .map(|Empty| ())
         }
-        /// Named like a trait method.
-        pub async fn drop(
-            &mut self,
-        ) -> ::std::result::Result<(), ::qapi_runtime::CallError<T::Error>> {
-            ::qapi_runtime::client::call_async::<
-                super::commands::Drop,
-                T,
-            >(&mut self.transport, &::qapi_runtime::Empty)
+        /// Calls `drop`: see [`Drop`](super::commands::Drop).
+        pub async fn drop(&mut self) -> Result<(), CallError<T::Error>> {
+            call_async::<commands::Drop, T>(&mut self.transport, &Empty)
                 .await
-                .map(|::qapi_runtime::Empty| ())
+                .map(|Empty| ())
         }
     }
 }
 /// The agent side: implement [`Server`] and hand requests to
 /// [`dispatch`].
 pub mod server {
+    #[allow(unused_imports)]
+    use super::commands;
+    #[allow(unused_imports)]
+    use ::qapi_runtime::server::{no_reply, reply};
+    #[allow(unused_imports)]
+    use ::qapi_runtime::{CommandError, Empty};
+    #[allow(unused_imports)]
+    use ::std::result::Result::{self, Err};
     /// One method per command. Each answers "not supported" until
     /// implemented, so an agent can offer any subset.
     pub trait Server {
         /// Handles `clone`.
         ///
         /// Returns: a Box
-        fn clone(
-            &self,
-            args: super::CloneArgs,
-        ) -> ::std::result::Result<super::Box, ::qapi_runtime::CommandError> {
+        fn clone(&self, args: super::CloneArgs) -> Result<super::Box, CommandError> {
             let _ = args;
-            ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported())
+            Err(CommandError::unsupported())
         }
         /// Handles `new`.
         ///
         /// Clashes with the client's constructor.
-        fn new2(&self) -> ::std::result::Result<(), ::qapi_runtime::CommandError> {
-            ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported())
+        fn new2(&self) -> Result<(), CommandError> {
+            Err(CommandError::unsupported())
         }
         /// Handles `drop`.
         ///
         /// Named like a trait method.
-        fn drop(&self) -> ::std::result::Result<(), ::qapi_runtime::CommandError> {
-            ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported())
+        fn drop(&self) -> Result<(), CommandError> {
+            Err(CommandError::unsupported())
         }
     }
     /// Handles one request as qemu-ga does: checks the envelope and
@@ -372,36 +267,14 @@ pub mod server {
             &super::COMMANDS,
             policy,
             &mut |info, args| match info.name {
-                "clone" => {
-                    ::qapi_runtime::server::reply::<
-                        super::commands::Clone,
-                    >(args, |args| server.clone(args))
-                }
+                "clone" => reply::<commands::Clone>(args, |args| server.clone(args)),
                 "new" => {
-                    ::qapi_runtime::server::reply::<
-                        super::commands::New,
-                    >(
-                        args,
-                        |::qapi_runtime::Empty| {
-                            server.new2().map(|()| ::qapi_runtime::Empty)
-                        },
-                    )
+                    reply::<commands::New>(args, |Empty| server.new2().map(|()| Empty))
                 }
                 "drop" => {
-                    ::qapi_runtime::server::reply::<
-                        super::commands::Drop,
-                    >(
-                        args,
-                        |::qapi_runtime::Empty| {
-                            server.drop().map(|()| ::qapi_runtime::Empty)
-                        },
-                    )
+                    reply::<commands::Drop>(args, |Empty| server.drop().map(|()| Empty))
                 }
-                _ => {
-                    ::std::result::Result::Err(
-                        ::qapi_runtime::CommandError::unsupported(),
-                    )
-                }
+                _ => Err(CommandError::unsupported()),
             },
         )
     }

@@ -25,41 +25,9 @@ pub enum Tree {
     /// a subtree
     Node(::std::boxed::Box<Branch>),
 }
-impl ::qapi_runtime::serde::Serialize for Tree {
-    fn serialize<S: ::qapi_runtime::serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> ::std::result::Result<S::Ok, S::Error> {
-        match self {
-            Self::Leaf(v) => ::qapi_runtime::serde::Serialize::serialize(v, serializer),
-            Self::Node(v) => ::qapi_runtime::serde::Serialize::serialize(v, serializer),
-        }
-    }
-}
-impl<'de> ::qapi_runtime::serde::Deserialize<'de> for Tree {
-    fn deserialize<D: ::qapi_runtime::serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> ::std::result::Result<Self, D::Error> {
-        use ::qapi_runtime::serde::de::Error as _;
-        let value = <::qapi_runtime::serde_json::Value as ::qapi_runtime::serde::Deserialize>::deserialize(
-            deserializer,
-        )?;
-        match &value {
-            ::qapi_runtime::serde_json::Value::Number(_) => {
-                ::qapi_runtime::serde_json::from_value(value)
-                    .map(Self::Leaf)
-                    .map_err(D::Error::custom)
-            }
-            ::qapi_runtime::serde_json::Value::Object(_) => {
-                ::qapi_runtime::serde_json::from_value(value)
-                    .map(Self::Node)
-                    .map_err(D::Error::custom)
-            }
-            #[allow(unreachable_patterns)]
-            _ => ::std::result::Result::Err(D::Error::custom("one of: int, object")),
-        }
-    }
-}
+::qapi_runtime::impl_alternate!(
+    Tree, "one of: int, object", [Leaf = "number", Node = "object"]
+);
 #[derive(
     Clone,
     Debug,
@@ -83,59 +51,42 @@ pub mod commands {}
 /// Type descriptors for checking arguments; used by the dispatcher.
 #[doc(hidden)]
 pub mod desc {
-    pub static NODE_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "value",
-                optional: false,
-                ty: &::qapi_runtime::desc::INT64,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "next",
-                optional: true,
-                ty: &NODE,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "children",
-                optional: true,
-                ty: &NODE_LIST,
-            },
-        ],
-        branches: ::std::option::Option::None,
+    #[allow(unused_imports)]
+    use ::qapi_runtime::desc as builtin;
+    #[allow(unused_imports)]
+    use ::qapi_runtime::desc::{
+        AlternateDesc, BranchesDesc, MemberDesc, ObjectDesc, TypeDesc,
     };
-    pub static NODE: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
-        &NODE_MEMBERS,
+    pub static NODE_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[
+            MemberDesc::required("value", &builtin::INT64),
+            MemberDesc::optional("next", &NODE),
+            MemberDesc::optional("children", &NODE_LIST),
+        ],
     );
-    pub static TREE: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Alternate(
-        &::qapi_runtime::desc::AlternateDesc {
+    pub static NODE: TypeDesc = TypeDesc::Object(&NODE_MEMBERS);
+    pub static TREE: TypeDesc = TypeDesc::Alternate(
+        &AlternateDesc {
             name: "Tree",
-            cases: &[&::qapi_runtime::desc::INT64, &BRANCH],
+            cases: &[&builtin::INT64, &BRANCH],
         },
     );
-    pub static BRANCH_MEMBERS: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc {
-        members: &[
-            ::qapi_runtime::desc::MemberDesc {
-                name: "left",
-                optional: false,
-                ty: &TREE,
-            },
-            ::qapi_runtime::desc::MemberDesc {
-                name: "right",
-                optional: false,
-                ty: &TREE,
-            },
-        ],
-        branches: ::std::option::Option::None,
-    };
-    pub static BRANCH: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(
-        &BRANCH_MEMBERS,
+    pub static BRANCH_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[MemberDesc::required("left", &TREE), MemberDesc::required("right", &TREE)],
     );
-    pub static NODE_LIST: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Array(
-        &NODE,
-    );
+    pub static BRANCH: TypeDesc = TypeDesc::Object(&BRANCH_MEMBERS);
+    pub static NODE_LIST: TypeDesc = TypeDesc::Array(&NODE);
 }
 /// Typed clients: one method per command.
 pub mod client {
+    #[allow(unused_imports)]
+    use super::commands;
+    #[allow(unused_imports)]
+    use ::qapi_runtime::client::{call, call_async, send, send_async};
+    #[allow(unused_imports)]
+    use ::qapi_runtime::{CallError, Empty};
+    #[allow(unused_imports)]
+    use ::std::result::Result;
     /// A blocking client over any [`::qapi_runtime::Transport`].
     #[derive(Debug)]
     pub struct Client<T> {
@@ -180,6 +131,14 @@ pub mod client {
 /// The agent side: implement [`Server`] and hand requests to
 /// [`dispatch`].
 pub mod server {
+    #[allow(unused_imports)]
+    use super::commands;
+    #[allow(unused_imports)]
+    use ::qapi_runtime::server::{no_reply, reply};
+    #[allow(unused_imports)]
+    use ::qapi_runtime::{CommandError, Empty};
+    #[allow(unused_imports)]
+    use ::std::result::Result::{self, Err};
     /// One method per command. Each answers "not supported" until
     /// implemented, so an agent can offer any subset.
     pub trait Server {}
@@ -200,7 +159,7 @@ pub mod server {
             policy,
             &mut |info, args| {
                 let _ = (info, args);
-                ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported())
+                Err(CommandError::unsupported())
             },
         )
     }

@@ -7,27 +7,17 @@ use crate::context::Context;
 use crate::docs;
 use crate::emit::commands::{args_type, command};
 
+/// A one-line doc linking to the command's marker type, which carries
+/// the schema's text.
 fn method_docs(ctx: &Context<'_>, names: &crate::context::CommandNames) -> TokenStream {
-    let e = ctx.entity(names.entity);
-    let c = command(ctx, names);
-    let mut lines = docs::item(ctx.schema.doc_of(e));
-    if !c.flags.success_response {
-        if !lines.is_empty() {
-            lines.push(String::new());
-        }
-        lines.push(
-            "The agent sends no reply on success: this returns once the request is sent, or with the error the \
-             agent answers instead."
-                .to_string(),
-        );
-    }
-    if let Some(ic) = &e.ifcond {
-        if !lines.is_empty() {
-            lines.push(String::new());
-        }
-        lines.push(format!("Offered by guests where `{}` holds.", ic.python_repr(true)));
-    }
-    docs::attrs(&lines)
+    let wire = &ctx.entity(names.entity).name;
+    let marker = &names.marker;
+    let line = if command(ctx, names).flags.success_response {
+        format!("Calls `{wire}`: see [`{marker}`](super::commands::{marker}).")
+    } else {
+        format!("Sends `{wire}`, which gets no reply on success: see [`{marker}`](super::commands::{marker}).")
+    };
+    docs::attrs(&[line])
 }
 
 pub fn emit(ctx: &Context<'_>) -> TokenStream {
@@ -49,49 +39,58 @@ pub fn emit(ctx: &Context<'_>) -> TokenStream {
         let (param, arg) = if c.arg_type.is_some() {
             (quote!(, args: &#args_ty), quote!(args))
         } else {
-            (quote!(), quote!(&::qapi_runtime::Empty))
+            (quote!(), quote!(&Empty))
         };
         let (ret, call, call_async, map) = if c.flags.success_response {
             match c.ret_type {
                 Some(r) => (
                     ctx.rust_type(r, &sup),
-                    quote!(::qapi_runtime::client::call),
-                    quote!(::qapi_runtime::client::call_async),
+                    quote!(call),
+                    quote!(call_async),
                     quote!(),
                 ),
                 None => (
                     quote!(()),
-                    quote!(::qapi_runtime::client::call),
-                    quote!(::qapi_runtime::client::call_async),
-                    quote!(.map(|::qapi_runtime::Empty| ())),
+                    quote!(call),
+                    quote!(call_async),
+                    quote!(.map(|Empty| ())),
                 ),
             }
         } else {
             (
                 quote!(()),
-                quote!(::qapi_runtime::client::send),
-                quote!(::qapi_runtime::client::send_async),
+                quote!(send),
+                quote!(send_async),
                 quote!(),
             )
         };
         sync_methods.extend(quote! {
             #doc
             #dep
-            pub fn #method(&mut self #param) -> ::std::result::Result<#ret, ::qapi_runtime::CallError<T::Error>> {
-                #call::<super::commands::#marker, T>(&mut self.transport, #arg) #map
+            pub fn #method(&mut self #param) -> Result<#ret, CallError<T::Error>> {
+                #call::<commands::#marker, T>(&mut self.transport, #arg) #map
             }
         });
         async_methods.extend(quote! {
             #doc
             #dep
-            pub async fn #method(&mut self #param) -> ::std::result::Result<#ret, ::qapi_runtime::CallError<T::Error>> {
-                #call_async::<super::commands::#marker, T>(&mut self.transport, #arg).await #map
+            pub async fn #method(&mut self #param) -> Result<#ret, CallError<T::Error>> {
+                #call_async::<commands::#marker, T>(&mut self.transport, #arg).await #map
             }
         });
     }
     quote! {
         /// Typed clients: one method per command.
         pub mod client {
+            #[allow(unused_imports)]
+            use super::commands;
+            #[allow(unused_imports)]
+            use ::qapi_runtime::client::{call, call_async, send, send_async};
+            #[allow(unused_imports)]
+            use ::qapi_runtime::{CallError, Empty};
+            #[allow(unused_imports)]
+            use ::std::result::Result;
+
             /// A blocking client over any [`::qapi_runtime::Transport`].
             #[derive(Debug)]
             pub struct Client<T> {

@@ -49,6 +49,32 @@ pub fn returns_type(ctx: &Context<'_>, c: &Command, prefix: &TokenStream) -> Tok
     }
 }
 
+/// A command's documentation, on its marker type; client methods link
+/// to it.
+fn command_docs(ctx: &Context<'_>, names: &CommandNames) -> TokenStream {
+    let e = ctx.entity(names.entity);
+    let c = command(ctx, names);
+    let mut lines = vec![format!("The `{}` command.", e.name)];
+    let body = docs::item(ctx.schema.doc_of(e));
+    if !body.is_empty() {
+        lines.push(String::new());
+        lines.extend(body);
+    }
+    if !c.flags.success_response {
+        lines.push(String::new());
+        lines.push(
+            "The agent sends no reply on success: a client call returns once the request is sent, or with the \
+             error the agent answers instead."
+                .to_string(),
+        );
+    }
+    if let Some(ic) = &e.ifcond {
+        lines.push(String::new());
+        lines.push(format!("Offered by guests where `{}` holds.", ic.python_repr(true)));
+    }
+    docs::attrs(&lines)
+}
+
 pub fn emit(ctx: &Context<'_>) -> TokenStream {
     let sup = quote!(super::);
     let mut markers = TokenStream::new();
@@ -59,7 +85,7 @@ pub fn emit(ctx: &Context<'_>) -> TokenStream {
         let marker = &names.marker;
         let index = names.index;
         let args = args_type(ctx, c, &sup);
-        let doc = docs::attrs(&[format!("The `{}` command.", e.name)]);
+        let doc = command_docs(ctx, names);
         let kind = if c.flags.success_response {
             let ret = returns_type(ctx, c, &sup);
             quote!(impl ::qapi_runtime::ReplyCommand for #marker { type Returns = #ret; })
@@ -80,32 +106,29 @@ pub fn emit(ctx: &Context<'_>) -> TokenStream {
         });
 
         let name = &e.name;
-        let success_response = c.flags.success_response;
-        let allow_oob = c.flags.allow_oob;
-        let condition = match &e.ifcond {
-            Some(ic) => {
-                let c = cond(ic);
-                quote!(::std::option::Option::Some(&#c))
-            }
-            None => quote!(::std::option::Option::None),
-        };
-        let features = e.features.iter().map(|f| &f.name);
-        let has_arguments = c.arg_type.is_some();
-        let arguments = match c.arg_type {
-            Some(a) => ctx.members_ref(a, &quote!(desc::)),
-            None => quote!(::qapi_runtime::desc::NO_MEMBERS),
-        };
-        table.push(quote! {
-            ::qapi_runtime::CommandInfo {
-                name: #name,
-                success_response: #success_response,
-                allow_oob: #allow_oob,
-                condition: #condition,
-                features: &[#(#features),*],
-                has_arguments: #has_arguments,
-                arguments: &#arguments,
-            }
-        });
+        let mut info = quote!(::qapi_runtime::CommandInfo::new(#name));
+        if let Some(a) = c.arg_type {
+            let arguments = match ctx.members_name(a) {
+                Some(members) => quote!(desc::#members),
+                None => quote!(::qapi_runtime::desc::NO_MEMBERS),
+            };
+            info.extend(quote!(.with_arguments(&#arguments)));
+        }
+        if !c.flags.success_response {
+            info.extend(quote!(.without_success_response()));
+        }
+        if c.flags.allow_oob {
+            info.extend(quote!(.with_allow_oob()));
+        }
+        if let Some(ic) = &e.ifcond {
+            let c = cond(ic);
+            info.extend(quote!(.with_condition(&#c)));
+        }
+        if !e.features.is_empty() {
+            let features = e.features.iter().map(|f| &f.name);
+            info.extend(quote!(.with_features(&[#(#features),*])));
+        }
+        table.push(info);
     }
     let count = table.len();
     quote! {

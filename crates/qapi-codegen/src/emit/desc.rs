@@ -13,7 +13,11 @@ fn members(ctx: &Context<'_>, members: &[ObjectMember]) -> TokenStream {
         let name = &m.name;
         let optional = m.optional;
         let ty = ctx.desc_ref(m.typ, &quote!());
-        quote!(::qapi_runtime::desc::MemberDesc { name: #name, optional: #optional, ty: &#ty })
+        if optional {
+            quote!(MemberDesc::optional(#name, &#ty))
+        } else {
+            quote!(MemberDesc::required(#name, &#ty))
+        }
     });
     quote!(&[#(#items),*])
 }
@@ -29,12 +33,17 @@ pub fn emit(ctx: &Context<'_>) -> TokenStream {
             unreachable!()
         };
         let element = ctx.desc_ref(element, &quote!());
-        out.extend(quote!(pub static #name: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Array(&#element);));
+        out.extend(quote!(pub static #name: TypeDesc = TypeDesc::Array(&#element);));
     }
     quote! {
         /// Type descriptors for checking arguments; used by the dispatcher.
         #[doc(hidden)]
         pub mod desc {
+            #[allow(unused_imports)]
+            use ::qapi_runtime::desc as builtin;
+            #[allow(unused_imports)]
+            use ::qapi_runtime::desc::{AlternateDesc, BranchesDesc, MemberDesc, ObjectDesc, TypeDesc};
+
             #out
         }
     }
@@ -46,13 +55,13 @@ fn emit_type(ctx: &Context<'_>, id: EntityId) -> TokenStream {
     match &e.kind {
         EntityKind::Enum { values, .. } => {
             let wire = values.iter().map(|v| &v.name);
-            quote!(pub static #name: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Enum(&[#(#wire),*]);)
+            quote!(pub static #name: TypeDesc = TypeDesc::Enum(&[#(#wire),*]);)
         }
         EntityKind::Object(o) => {
             let members_name = ctx.members_name(id).unwrap();
             let list = members(ctx, &o.members);
-            let branches = match &o.branches {
-                None => quote!(::std::option::Option::None),
+            let object = match &o.branches {
+                None => quote!(ObjectDesc::new(#list)),
                 Some(b) => {
                     let tag = &b.tag;
                     let cases = b.variants.iter().map(|v| {
@@ -60,12 +69,12 @@ fn emit_type(ctx: &Context<'_>, id: EntityId) -> TokenStream {
                         let target = ctx.members_ref(v.typ, &quote!());
                         quote!((#case, &#target))
                     });
-                    quote!(::std::option::Option::Some(&::qapi_runtime::desc::BranchesDesc { tag: #tag, cases: &[#(#cases),*] }))
+                    quote!(ObjectDesc::union(#list, &BranchesDesc { tag: #tag, cases: &[#(#cases),*] }))
                 }
             };
             quote! {
-                pub static #members_name: ::qapi_runtime::desc::ObjectDesc = ::qapi_runtime::desc::ObjectDesc { members: #list, branches: #branches };
-                pub static #name: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Object(&#members_name);
+                pub static #members_name: ObjectDesc = #object;
+                pub static #name: TypeDesc = TypeDesc::Object(&#members_name);
             }
         }
         EntityKind::Alternate { variants } => {
@@ -75,8 +84,7 @@ fn emit_type(ctx: &Context<'_>, id: EntityId) -> TokenStream {
                 quote!(&#d)
             });
             quote! {
-                pub static #name: ::qapi_runtime::desc::TypeDesc = ::qapi_runtime::desc::TypeDesc::Alternate(
-                    &::qapi_runtime::desc::AlternateDesc { name: #wire, cases: &[#(#cases),*] });
+                pub static #name: TypeDesc = TypeDesc::Alternate(&AlternateDesc { name: #wire, cases: &[#(#cases),*] });
             }
         }
         _ => TokenStream::new(),

@@ -42,30 +42,30 @@ pub fn emit(ctx: &Context<'_>) -> TokenStream {
         };
         methods.extend(quote! {
             #doc
-            fn #method(&self #param) -> ::std::result::Result<#ret, ::qapi_runtime::CommandError> {
+            fn #method(&self #param) -> Result<#ret, CommandError> {
                 #ignore
-                ::std::result::Result::Err(::qapi_runtime::CommandError::unsupported())
+                Err(CommandError::unsupported())
             }
         });
         let handler = if c.arg_type.is_some() {
             quote!(|args| #call)
         } else {
-            quote!(|::qapi_runtime::Empty| #call)
+            quote!(|Empty| #call)
         };
         arms.extend(match (c.flags.success_response, c.ret_type) {
             (false, _) => {
-                quote!(#wire => ::qapi_runtime::server::no_reply::<super::commands::#marker>(args, #handler),)
+                quote!(#wire => no_reply::<commands::#marker>(args, #handler),)
             }
             (true, Some(_)) => {
-                quote!(#wire => ::qapi_runtime::server::reply::<super::commands::#marker>(args, #handler),)
+                quote!(#wire => reply::<commands::#marker>(args, #handler),)
             }
             (true, None) => {
                 let handler = if c.arg_type.is_some() {
-                    quote!(|args| #call.map(|()| ::qapi_runtime::Empty))
+                    quote!(|args| #call.map(|()| Empty))
                 } else {
-                    quote!(|::qapi_runtime::Empty| #call.map(|()| ::qapi_runtime::Empty))
+                    quote!(|Empty| #call.map(|()| Empty))
                 };
-                quote!(#wire => ::qapi_runtime::server::reply::<super::commands::#marker>(args, #handler),)
+                quote!(#wire => reply::<commands::#marker>(args, #handler),)
             }
         });
     }
@@ -75,7 +75,7 @@ pub fn emit(ctx: &Context<'_>) -> TokenStream {
     } else {
         quote!()
     };
-    let fallback = quote!(::std::result::Result::Err(::qapi_runtime::CommandError::unsupported()));
+    let fallback = quote!(Err(CommandError::unsupported()));
     let body = if ctx.commands.is_empty() {
         quote!({
             let _ = (info, args);
@@ -92,6 +92,15 @@ pub fn emit(ctx: &Context<'_>) -> TokenStream {
         /// The agent side: implement [`Server`] and hand requests to
         /// [`dispatch`].
         pub mod server {
+            #[allow(unused_imports)]
+            use super::commands;
+            #[allow(unused_imports)]
+            use ::qapi_runtime::server::{no_reply, reply};
+            #[allow(unused_imports)]
+            use ::qapi_runtime::{CommandError, Empty};
+            #[allow(unused_imports)]
+            use ::std::result::Result::{self, Err};
+
             /// One method per command. Each answers "not supported" until
             /// implemented, so an agent can offer any subset.
             pub trait Server {

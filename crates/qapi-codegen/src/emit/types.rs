@@ -63,11 +63,6 @@ fn emit_enum(ctx: &Context<'_>, id: EntityId, values: &[qapi_parser::schema::Enu
     let wire: Vec<&str> = values.iter().map(|v| v.name.as_str()).collect();
     let variant_docs = values.iter().map(|v| docs::attrs(&docs::member(doc, &v.name)));
     let variant_deprecated = values.iter().map(|v| deprecated(&v.features));
-    let allow = if values.iter().any(|v| v.features.iter().any(|f| f.name == "deprecated")) {
-        quote!(#[allow(deprecated)])
-    } else {
-        quote!()
-    };
     let type_docs = type_docs(ctx, id);
     let dep = deprecated(&e.features);
     quote! {
@@ -81,46 +76,7 @@ fn emit_enum(ctx: &Context<'_>, id: EntityId, values: &[qapi_parser::schema::Enu
             #other(::std::string::String),
         }
 
-        #allow
-        impl #name {
-            /// The values this schema defines, as on the wire.
-            pub const VALUES: &'static [&'static str] = &[#(#wire),*];
-
-            /// The value as on the wire.
-            pub fn as_str(&self) -> &str {
-                match self {
-                    #( Self::#variants => #wire, )*
-                    Self::#other(value) => value,
-                }
-            }
-
-            /// Reads a wire value; one this schema does not know is kept.
-            pub fn from_wire(value: &str) -> Self {
-                match value {
-                    #( #wire => Self::#variants, )*
-                    other => Self::#other(other.to_owned()),
-                }
-            }
-        }
-
-        impl ::std::fmt::Display for #name {
-            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl ::qapi_runtime::serde::Serialize for #name {
-            fn serialize<S: ::qapi_runtime::serde::Serializer>(&self, serializer: S) -> ::std::result::Result<S::Ok, S::Error> {
-                serializer.serialize_str(self.as_str())
-            }
-        }
-
-        impl<'de> ::qapi_runtime::serde::Deserialize<'de> for #name {
-            fn deserialize<D: ::qapi_runtime::serde::Deserializer<'de>>(deserializer: D) -> ::std::result::Result<Self, D::Error> {
-                let value = <::std::string::String as ::qapi_runtime::serde::Deserialize>::deserialize(deserializer)?;
-                ::std::result::Result::Ok(Self::from_wire(&value))
-            }
-        }
+        ::qapi_runtime::impl_enum!(#name, #other, [#(#variants = #wire),*]);
     }
 }
 
@@ -250,48 +206,25 @@ fn emit_union(ctx: &Context<'_>, id: EntityId, o: &ObjectType) -> TokenStream {
     let tag = branches.tag.as_str();
     let base: Vec<&ObjectMember> = o.members.iter().filter(|m| m.name != tag).collect();
     let (variant_defs, variant_names, other) = branch_variants(ctx, id, &branches.variants);
-    let wire: Vec<&str> = branches.variants.iter().map(|v| v.name.as_str()).collect();
     let docs = type_docs(ctx, id);
     let dep = deprecated(&e.features);
-    let value = quote!(::qapi_runtime::serde_json::Value);
-    let map_ty = quote!(::qapi_runtime::serde_json::Map<::std::string::String, #value>);
-
-    let to_branch = |kind: &TokenStream| -> Vec<TokenStream> {
-        branches
-            .variants
-            .iter()
-            .zip(&variant_names)
-            .zip(&wire)
-            .map(|((v, n), w)| {
-                if ctx.entity(v.typ).name == "q_empty" {
-                    quote!(#kind::#n => (#w, ::std::option::Option::None),)
-                } else {
-                    quote!(#kind::#n(v) => (#w, ::std::option::Option::Some(::qapi_runtime::serde_json::to_value(v).map_err(S::Error::custom)?)),)
-                }
-            })
-            .collect()
-    };
-    let from_branch = |kind: &TokenStream| -> Vec<TokenStream> {
-        branches
-            .variants
-            .iter()
-            .zip(&variant_names)
-            .zip(&wire)
-            .map(|((v, n), w)| {
-                if ctx.entity(v.typ).name == "q_empty" {
-                    quote!(#w => #kind::#n,)
-                } else {
-                    quote!(#w => #kind::#n(::qapi_runtime::serde_json::from_value(#value::Object(map)).map_err(D::Error::custom)?),)
-                }
-            })
-            .collect()
-    };
+    let branch_list: Vec<TokenStream> = branches
+        .variants
+        .iter()
+        .zip(&variant_names)
+        .map(|(v, n)| {
+            let w = v.name.as_str();
+            if ctx.entity(v.typ).name == "q_empty" {
+                quote!(#n = #w)
+            } else {
+                quote!(#n = #w(v))
+            }
+        })
+        .collect();
     // Large branches next to empty ones are what the schema defines.
     let allow_large = quote!(#[allow(clippy::large_enum_variant)]);
 
     if base.is_empty() {
-        let to = to_branch(&quote!(Self));
-        let from = from_branch(&quote!(Self));
         return quote! {
             #docs
             #dep
@@ -304,37 +237,7 @@ fn emit_union(ctx: &Context<'_>, id: EntityId, o: &ObjectType) -> TokenStream {
                 #other(::qapi_runtime::UnknownVariant),
             }
 
-            impl ::qapi_runtime::serde::Serialize for #name {
-                fn serialize<S: ::qapi_runtime::serde::Serializer>(&self, serializer: S) -> ::std::result::Result<S::Ok, S::Error> {
-                    use ::qapi_runtime::serde::ser::Error as _;
-                    let (tag, branch): (&str, ::std::option::Option<#value>) = match self {
-                        #(#to)*
-                        Self::#other(u) => (u.tag.as_str(), ::std::option::Option::Some(#value::Object(u.members.clone()))),
-                    };
-                    let mut map = <#map_ty>::new();
-                    map.insert(#tag.into(), tag.into());
-                    if let ::std::option::Option::Some(#value::Object(members)) = branch {
-                        map.extend(members);
-                    }
-                    ::qapi_runtime::serde::Serialize::serialize(&map, serializer)
-                }
-            }
-
-            impl<'de> ::qapi_runtime::serde::Deserialize<'de> for #name {
-                fn deserialize<D: ::qapi_runtime::serde::Deserializer<'de>>(deserializer: D) -> ::std::result::Result<Self, D::Error> {
-                    use ::qapi_runtime::serde::de::Error as _;
-                    let mut map = <#map_ty as ::qapi_runtime::serde::Deserialize>::deserialize(deserializer)?;
-                    let tag = match map.remove(#tag) {
-                        ::std::option::Option::Some(#value::String(tag)) => tag,
-                        ::std::option::Option::Some(_) => return ::std::result::Result::Err(D::Error::custom(concat!("member '", #tag, "' is not a string"))),
-                        ::std::option::Option::None => return ::std::result::Result::Err(D::Error::missing_field(#tag)),
-                    };
-                    ::std::result::Result::Ok(match tag.as_str() {
-                        #(#from)*
-                        _ => Self::#other(::qapi_runtime::UnknownVariant { tag, members: map }),
-                    })
-                }
-            }
+            ::qapi_runtime::impl_union!(enum #name, tag = #tag, other = #other, [#(#branch_list),*]);
         };
     }
 
@@ -343,52 +246,19 @@ fn emit_union(ctx: &Context<'_>, id: EntityId, o: &ObjectType) -> TokenStream {
     let kind_name = format_ident!("{}Branch", name);
     let fields = fields(base.iter().copied());
     let defs = field_defs(ctx, id, &fields, member_doc_owner(ctx, id), false);
-    let to = to_branch(&quote!(#kind_name));
-    let from = from_branch(&quote!(#kind_name));
-    let put: Vec<TokenStream> = o
-        .members
-        .iter()
-        .map(|m| {
-            if m.name == tag {
-                return quote!(map.insert(#tag.into(), tag.into()););
-            }
-            let f = &fields.iter().find(|f| f.member.name == m.name).unwrap().ident;
-            let wire = &m.name;
-            if m.optional {
-                quote! {
-                    if let ::std::option::Option::Some(v) = &self.#f {
-                        map.insert(#wire.into(), ::qapi_runtime::serde_json::to_value(v).map_err(S::Error::custom)?);
-                    }
-                }
-            } else {
-                quote!(map.insert(#wire.into(), ::qapi_runtime::serde_json::to_value(&self.#f).map_err(S::Error::custom)?);)
-            }
-        })
-        .collect();
-    let take: Vec<TokenStream> = fields
-        .iter()
-        .map(|f| {
-            let m = f.member;
-            let id_ = &f.ident;
-            let wire = &m.name;
-            if m.optional {
-                quote! {
-                    let #id_ = match map.remove(#wire) {
-                        ::std::option::Option::Some(v) => ::std::option::Option::Some(::qapi_runtime::serde_json::from_value(v).map_err(D::Error::custom)?),
-                        ::std::option::Option::None => ::std::option::Option::None,
-                    };
-                }
-            } else {
-                quote! {
-                    let #id_ = match map.remove(#wire) {
-                        ::std::option::Option::Some(v) => ::qapi_runtime::serde_json::from_value(v).map_err(D::Error::custom)?,
-                        ::std::option::Option::None => return ::std::result::Result::Err(D::Error::missing_field(#wire)),
-                    };
-                }
-            }
-        })
-        .collect();
-    let field_idents: Vec<_> = fields.iter().map(|f| &f.ident).collect();
+    let tag_pos = o.members.iter().position(|m| m.name == tag).unwrap_or(0);
+    let base_entry = |f: &Field<'_>| {
+        let field = &f.ident;
+        let wire = &f.member.name;
+        let kind = if f.member.optional {
+            quote!(optional)
+        } else {
+            quote!(required)
+        };
+        quote!(#field = #wire #kind)
+    };
+    let before = fields.iter().take(tag_pos).map(base_entry);
+    let after = fields.iter().skip(tag_pos).map(base_entry);
     let kind_doc = docs::attrs(&[format!("The branches of [`{name}`], chosen by `{tag}`.")]);
     quote! {
         #docs
@@ -410,51 +280,23 @@ fn emit_union(ctx: &Context<'_>, id: EntityId, o: &ObjectType) -> TokenStream {
             #other(::qapi_runtime::UnknownVariant),
         }
 
-        impl ::qapi_runtime::serde::Serialize for #name {
-            fn serialize<S: ::qapi_runtime::serde::Serializer>(&self, serializer: S) -> ::std::result::Result<S::Ok, S::Error> {
-                use ::qapi_runtime::serde::ser::Error as _;
-                let (tag, branch): (&str, ::std::option::Option<#value>) = match &self.branch {
-                    #(#to)*
-                    #kind_name::#other(u) => (u.tag.as_str(), ::std::option::Option::Some(#value::Object(u.members.clone()))),
-                };
-                let mut map = <#map_ty>::new();
-                #(#put)*
-                if let ::std::option::Option::Some(#value::Object(members)) = branch {
-                    map.extend(members);
-                }
-                ::qapi_runtime::serde::Serialize::serialize(&map, serializer)
-            }
-        }
-
-        impl<'de> ::qapi_runtime::serde::Deserialize<'de> for #name {
-            fn deserialize<D: ::qapi_runtime::serde::Deserializer<'de>>(deserializer: D) -> ::std::result::Result<Self, D::Error> {
-                use ::qapi_runtime::serde::de::Error as _;
-                let mut map = <#map_ty as ::qapi_runtime::serde::Deserialize>::deserialize(deserializer)?;
-                let tag = match map.remove(#tag) {
-                    ::std::option::Option::Some(#value::String(tag)) => tag,
-                    ::std::option::Option::Some(_) => return ::std::result::Result::Err(D::Error::custom(concat!("member '", #tag, "' is not a string"))),
-                    ::std::option::Option::None => return ::std::result::Result::Err(D::Error::missing_field(#tag)),
-                };
-                #(#take)*
-                let branch = match tag.as_str() {
-                    #(#from)*
-                    _ => #kind_name::#other(::qapi_runtime::UnknownVariant { tag, members: map }),
-                };
-                ::std::result::Result::Ok(Self { #(#field_idents,)* branch })
-            }
-        }
+        ::qapi_runtime::impl_union!(
+            struct #name, branch = #kind_name, tag = #tag, other = #other,
+            before [#(#before),*],
+            after [#(#after),*],
+            [#(#branch_list),*]
+        );
     }
 }
 
-fn json_pattern(json: Option<JsonType>) -> TokenStream {
-    let v = quote!(::qapi_runtime::serde_json::Value);
+fn json_kind(json: Option<JsonType>) -> &'static str {
     match json {
-        Some(JsonType::String) => quote!(#v::String(_)),
-        Some(JsonType::Number | JsonType::Int) => quote!(#v::Number(_)),
-        Some(JsonType::Boolean) => quote!(#v::Bool(_)),
-        Some(JsonType::Null) => quote!(#v::Null),
-        Some(JsonType::Array) => quote!(#v::Array(_)),
-        _ => quote!(#v::Object(_)),
+        Some(JsonType::String) => "string",
+        Some(JsonType::Number | JsonType::Int) => "number",
+        Some(JsonType::Boolean) => "boolean",
+        Some(JsonType::Null) => "null",
+        Some(JsonType::Array) => "array",
+        _ => "object",
     }
 }
 
@@ -476,7 +318,7 @@ fn emit_alternate(ctx: &Context<'_>, id: EntityId, variants: &[Variant]) -> Toke
         })
         .collect();
     let vdocs = variants.iter().map(|v| docs::attrs(&docs::member(doc, &v.name)));
-    let patterns = variants.iter().map(|v| json_pattern(ctx.entity(v.typ).json_type()));
+    let kinds = variants.iter().map(|v| json_kind(ctx.entity(v.typ).json_type()));
     let expected = format!(
         "one of: {}",
         variants
@@ -495,24 +337,6 @@ fn emit_alternate(ctx: &Context<'_>, id: EntityId, variants: &[Variant]) -> Toke
             #( #vdocs #names(#types), )*
         }
 
-        impl ::qapi_runtime::serde::Serialize for #name {
-            fn serialize<S: ::qapi_runtime::serde::Serializer>(&self, serializer: S) -> ::std::result::Result<S::Ok, S::Error> {
-                match self {
-                    #( Self::#names(v) => ::qapi_runtime::serde::Serialize::serialize(v, serializer), )*
-                }
-            }
-        }
-
-        impl<'de> ::qapi_runtime::serde::Deserialize<'de> for #name {
-            fn deserialize<D: ::qapi_runtime::serde::Deserializer<'de>>(deserializer: D) -> ::std::result::Result<Self, D::Error> {
-                use ::qapi_runtime::serde::de::Error as _;
-                let value = <::qapi_runtime::serde_json::Value as ::qapi_runtime::serde::Deserialize>::deserialize(deserializer)?;
-                match &value {
-                    #( #patterns => ::qapi_runtime::serde_json::from_value(value).map(Self::#names).map_err(D::Error::custom), )*
-                    #[allow(unreachable_patterns)]
-                    _ => ::std::result::Result::Err(D::Error::custom(#expected)),
-                }
-            }
-        }
+        ::qapi_runtime::impl_alternate!(#name, #expected, [#(#names = #kinds),*]);
     }
 }
