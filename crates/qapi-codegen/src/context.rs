@@ -39,10 +39,16 @@ fn is_generated_object(e: &Entity) -> bool {
 
 impl<'s> Context<'s> {
     pub fn new(schema: &'s Schema) -> Context<'s> {
-        let mut type_scope = Scope::default();
-        let mut static_scope = Scope::with_reserved(&["COMMANDS"]);
+        // Prelude names stay free, so generated code can write them short.
+        let mut type_scope = Scope::with_reserved(&["Option", "String", "Vec", "Box", "Result"]);
+        // The runtime's descriptor names, which the `desc` module imports.
+        let mut static_scope = Scope::with_reserved(&[
+            "COMMANDS", "STR", "NUMBER", "INT64", "INT8", "INT16", "INT32", "UINT8", "UINT16", "UINT32", "UINT64",
+            "SIZE", "BOOL", "NULL", "ANY", "NO_MEMBERS",
+        ]);
         let mut method_scope = Scope::with_reserved(&["new", "transport", "transport_mut", "into_inner"]);
-        let mut marker_scope = Scope::default();
+        // Trait names the `commands` module imports.
+        let mut marker_scope = Scope::with_reserved(&["Command", "CommandInfo", "ReplyCommand", "NoReplyCommand"]);
         let mut ctx = Context {
             schema,
             type_names: HashMap::new(),
@@ -132,7 +138,7 @@ impl<'s> Context<'s> {
             EntityKind::Builtin { .. } => builtin_type(&e.name),
             EntityKind::Array { element } => {
                 let inner = self.rust_type(*element, prefix);
-                quote!(::std::vec::Vec<#inner>)
+                quote!(Vec<#inner>)
             }
             _ => match self.type_names.get(&id) {
                 Some(name) => quote!(#prefix #name),
@@ -162,7 +168,7 @@ impl<'s> Context<'s> {
                 "null" => "NULL",
                 _ => "ANY",
             });
-            return quote!(builtin::#name);
+            return quote!(#name);
         }
         let name = &self.desc_names[&id];
         quote!(#prefix #name)
@@ -173,7 +179,7 @@ impl<'s> Context<'s> {
     pub fn members_ref(&self, id: EntityId, prefix: &TokenStream) -> TokenStream {
         match self.members_names.get(&id) {
             Some(name) => quote!(#prefix #name),
-            None => quote!(builtin::NO_MEMBERS),
+            None => quote!(NO_MEMBERS),
         }
     }
 
@@ -223,10 +229,10 @@ impl<'s> Context<'s> {
     pub fn field_type(&self, m: &ObjectMember, container: EntityId, prefix: &TokenStream) -> TokenStream {
         let mut ty = self.rust_type(m.typ, prefix);
         if self.needs_box(m.typ, container) {
-            ty = quote!(::std::boxed::Box<#ty>);
+            ty = quote!(Box<#ty>);
         }
         if m.optional {
-            ty = quote!(::std::option::Option<#ty>);
+            ty = quote!(Option<#ty>);
         }
         ty
     }
@@ -234,7 +240,7 @@ impl<'s> Context<'s> {
 
 fn builtin_type(name: &str) -> TokenStream {
     match name {
-        "str" => quote!(::std::string::String),
+        "str" => quote!(String),
         "number" => quote!(f64),
         "int" | "int64" => quote!(i64),
         "int8" => quote!(i8),

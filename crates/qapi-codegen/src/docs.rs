@@ -1,17 +1,29 @@
 //! Schema documentation turned into rustdoc: markdown-safe, with literal
 //! blocks fenced as `text` so no schema example ever runs as a doctest.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Delimiter, Group, Ident, Literal, Punct, Spacing, Span, TokenStream, TokenTree};
 use qapi_parser::{Doc, SectionKind};
-use quote::quote;
 
 /// One `#[doc]` attribute per line, which prettyplease prints as `///`.
+/// Built token by token: this runs for every doc line of the schema.
 pub fn attrs(lines: &[String]) -> TokenStream {
-    let attrs = lines.iter().map(|l| {
-        let text = if l.is_empty() { String::new() } else { format!(" {l}") };
-        quote!(#[doc = #text])
-    });
-    quote!(#(#attrs)*)
+    let mut out = TokenStream::new();
+    let doc = Ident::new("doc", Span::call_site());
+    for line in lines {
+        let text = if line.is_empty() { String::new() } else { format!(" {line}") };
+        let inner: TokenStream = [
+            TokenTree::Ident(doc.clone()),
+            TokenTree::Punct(Punct::new('=', Spacing::Alone)),
+            TokenTree::Literal(Literal::string(&text)),
+        ]
+        .into_iter()
+        .collect();
+        out.extend([
+            TokenTree::Punct(Punct::new('#', Spacing::Alone)),
+            TokenTree::Group(Group::new(Delimiter::Bracket, inner)),
+        ]);
+    }
+    out
 }
 
 fn leading_spaces(s: &str) -> usize {

@@ -29,7 +29,6 @@ use std::path::{Path, PathBuf};
 
 use proc_macro2::TokenStream;
 use qapi_parser::{Options, Schema};
-use quote::quote;
 
 /// Generates the token stream of the whole module.
 pub fn generate_tokens(schema: &Schema) -> TokenStream {
@@ -39,13 +38,9 @@ pub fn generate_tokens(schema: &Schema) -> TokenStream {
     let desc = emit::desc::emit(&ctx);
     let client = emit::client::emit(&ctx);
     let server = emit::server::emit(&ctx);
-    quote! {
-        #types
-        #commands
-        #desc
-        #client
-        #server
-    }
+    let mut out = types;
+    out.extend([commands, desc, client, server]);
+    out
 }
 
 /// Generates the module as formatted source. `source` names the schema in

@@ -132,6 +132,16 @@ impl ObjectDesc {
     }
 }
 
+/// [`MemberDesc::required`], short for generated tables.
+pub const fn required(name: &'static str, ty: &'static TypeDesc) -> MemberDesc {
+    MemberDesc::required(name, ty)
+}
+
+/// [`MemberDesc::optional`], short for generated tables.
+pub const fn optional(name: &'static str, ty: &'static TypeDesc) -> MemberDesc {
+    MemberDesc::optional(name, ty)
+}
+
 /// The arguments of a command without arguments.
 pub static NO_MEMBERS: ObjectDesc = ObjectDesc {
     members: &[],

@@ -41,7 +41,7 @@ pub struct GuestSyncArgs {
 pub struct GuestSetTimeArgs {
     /// new time, in nanoseconds since 1970-01-01 00:00:00 UTC
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub time: ::std::option::Option<i64>,
+    pub time: Option<i64>,
 }
 /// Describes one command known to the agent.
 ///
@@ -56,7 +56,7 @@ pub struct GuestSetTimeArgs {
 #[serde(crate = "::qapi_runtime::serde")]
 pub struct GuestAgentCommandInfo {
     /// the command's name
-    pub name: ::std::string::String,
+    pub name: String,
     /// false if the guest administrator has disabled the command
     pub enabled: bool,
     /// false if the command sends no reply when it
@@ -77,9 +77,9 @@ pub struct GuestAgentCommandInfo {
 #[serde(crate = "::qapi_runtime::serde")]
 pub struct GuestAgentInfo {
     /// the agent's version string
-    pub version: ::std::string::String,
+    pub version: String,
     /// one entry for each command the agent knows
-    pub supported_commands: ::std::vec::Vec<GuestAgentCommandInfo>,
+    pub supported_commands: Vec<GuestAgentCommandInfo>,
 }
 /// Arguments of `guest-shutdown`.
 #[derive(
@@ -95,7 +95,7 @@ pub struct GuestShutdownArgs {
     /// one of "halt", "powerdown" or "reboot"; "powerdown" when
     /// omitted
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub mode: ::std::option::Option<::std::string::String>,
+    pub mode: Option<String>,
 }
 /// Arguments of `guest-file-open`.
 #[derive(
@@ -108,11 +108,11 @@ pub struct GuestShutdownArgs {
 #[serde(crate = "::qapi_runtime::serde")]
 pub struct GuestFileOpenArgs {
     /// absolute path of the file in the guest
-    pub path: ::std::string::String,
+    pub path: String,
     /// access mode string with the same meaning as for the C
     /// function fopen(); "r" when omitted
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub mode: ::std::option::Option<::std::string::String>,
+    pub mode: Option<String>,
 }
 /// Arguments of `guest-file-close`.
 #[derive(
@@ -144,7 +144,7 @@ pub struct GuestFileRead {
     pub count: i64,
     /// the data, base64-encoded
     #[serde(rename = "buf-b64")]
-    pub buf_b64: ::std::string::String,
+    pub buf_b64: String,
     /// true if the read hit the end of the file
     pub eof: bool,
 }
@@ -163,7 +163,7 @@ pub struct GuestFileReadArgs {
     /// largest number of bytes to read; 4 KB when omitted, and no
     /// more than 48 MB
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub count: ::std::option::Option<i64>,
+    pub count: Option<i64>,
 }
 /// Outcome of `guest-file-write`.
 ///
@@ -196,11 +196,11 @@ pub struct GuestFileWriteArgs {
     pub handle: i64,
     /// the data to write, base64-encoded
     #[serde(rename = "buf-b64")]
-    pub buf_b64: ::std::string::String,
+    pub buf_b64: String,
     /// number of decoded bytes to write; the whole decoded content
     /// of `buf-b64` when omitted
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub count: ::std::option::Option<i64>,
+    pub count: Option<i64>,
 }
 /// Outcome of `guest-file-seek`.
 ///
@@ -232,7 +232,7 @@ pub enum QgaSeek {
     /// the offset counts from the end of the file (numeric code 2)
     End,
     /// A value this schema does not know, as sent by a newer peer.
-    Unrecognized(::std::string::String),
+    Unrecognized(String),
 }
 ::qapi_runtime::impl_enum!(
     QgaSeek, Unrecognized, [Set = "set", Cur = "cur", End = "end"]
@@ -296,7 +296,7 @@ pub enum GuestFsfreezeStatus {
     /// agent
     Frozen,
     /// A value this schema does not know, as sent by a newer peer.
-    Unrecognized(::std::string::String),
+    Unrecognized(String),
 }
 ::qapi_runtime::impl_enum!(
     GuestFsfreezeStatus, Unrecognized, [Thawed = "thawed", Frozen = "frozen"]
@@ -318,7 +318,7 @@ pub struct GuestFsfreezeFreezeListArgs {
     /// that are not mount points are skipped.  All mounted filesystems
     /// are frozen when omitted.
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub mountpoints: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+    pub mountpoints: Option<Vec<String>>,
 }
 /// Trim outcome for one filesystem.
 ///
@@ -335,18 +335,18 @@ pub struct GuestFsfreezeFreezeListArgs {
 #[serde(crate = "::qapi_runtime::serde")]
 pub struct GuestFilesystemTrimResult {
     /// mount point of the filesystem
-    pub path: ::std::string::String,
+    pub path: String,
     /// number of bytes discarded
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub trimmed: ::std::option::Option<i64>,
+    pub trimmed: Option<i64>,
     /// the minimum extent length, in bytes, that the guest
     /// actually applied to this filesystem
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub minimum: ::std::option::Option<i64>,
+    pub minimum: Option<i64>,
     /// why trimming this filesystem failed; present only on
     /// failure
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub error: ::std::option::Option<::std::string::String>,
+    pub error: Option<String>,
 }
 /// Result of `guest-fstrim`.
 ///
@@ -363,7 +363,7 @@ pub struct GuestFilesystemTrimResult {
 #[serde(crate = "::qapi_runtime::serde")]
 pub struct GuestFilesystemTrimResponse {
     /// one entry for each filesystem the agent tried to trim
-    pub paths: ::std::vec::Vec<GuestFilesystemTrimResult>,
+    pub paths: Vec<GuestFilesystemTrimResult>,
 }
 /// Arguments of `guest-fstrim`.
 ///
@@ -384,7 +384,7 @@ pub struct GuestFstrimArgs {
     /// leaving small extents untouched.  The guest may disregard it.
     /// Zero, the default, asks for every free block to be discarded.
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub minimum: ::std::option::Option<i64>,
+    pub minimum: Option<i64>,
 }
 /// Internet Protocol version of an address.
 ///
@@ -399,7 +399,7 @@ pub enum GuestIpAddressType {
     /// an IPv6 address
     Ipv6,
     /// A value this schema does not know, as sent by a newer peer.
-    Unrecognized(::std::string::String),
+    Unrecognized(String),
 }
 ::qapi_runtime::impl_enum!(
     GuestIpAddressType, Unrecognized, [Ipv4 = "ipv4", Ipv6 = "ipv6"]
@@ -420,7 +420,7 @@ pub enum GuestIpAddressType {
 pub struct GuestIpAddress {
     /// the address in textual form
     #[serde(rename = "ip-address")]
-    pub ip_address: ::std::string::String,
+    pub ip_address: String,
     /// the IP version of `ip-address`
     #[serde(rename = "ip-address-type")]
     pub ip_address_type: GuestIpAddressType,
@@ -481,24 +481,24 @@ pub struct GuestNetworkInterfaceStat {
 #[serde(crate = "::qapi_runtime::serde")]
 pub struct GuestNetworkInterface {
     /// the interface name as the guest sees it
-    pub name: ::std::string::String,
+    pub name: String,
     /// the interface's MAC address
     #[serde(
         rename = "hardware-address",
         default,
         skip_serializing_if = "::std::option::Option::is_none"
     )]
-    pub hardware_address: ::std::option::Option<::std::string::String>,
+    pub hardware_address: Option<String>,
     /// addresses configured on the interface
     #[serde(
         rename = "ip-addresses",
         default,
         skip_serializing_if = "::std::option::Option::is_none"
     )]
-    pub ip_addresses: ::std::option::Option<::std::vec::Vec<GuestIpAddress>>,
+    pub ip_addresses: Option<Vec<GuestIpAddress>>,
     /// traffic counters of the interface (since 2.11)
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub statistics: ::std::option::Option<GuestNetworkInterfaceStat>,
+    pub statistics: Option<GuestNetworkInterfaceStat>,
 }
 /// State of one guest virtual CPU.
 ///
@@ -527,7 +527,7 @@ pub struct GuestLogicalProcessor {
         default,
         skip_serializing_if = "::std::option::Option::is_none"
     )]
-    pub can_offline: ::std::option::Option<bool>,
+    pub can_offline: Option<bool>,
 }
 /// Arguments of `guest-set-vcpus`.
 ///
@@ -547,7 +547,7 @@ pub struct GuestSetVcpusArgs {
     /// but the list may be of any length, may leave CPUs out, and may
     /// name a CPU more than once.  A typical request is a modified
     /// copy of the result of `guest-get-vcpus`.
-    pub vcpus: ::std::vec::Vec<GuestLogicalProcessor>,
+    pub vcpus: Vec<GuestLogicalProcessor>,
 }
 /// Kind of bus or transport a guest disk is attached through.
 ///
@@ -599,7 +599,7 @@ pub enum GuestDiskBusType {
     /// NVM Express (since 7.1)
     Nvme,
     /// A value this schema does not know, as sent by a newer peer.
-    Unrecognized(::std::string::String),
+    Unrecognized(String),
 }
 ::qapi_runtime::impl_enum!(
     GuestDiskBusType, Unrecognized, [Ide = "ide", Fdc = "fdc", Scsi = "scsi", Virtio =
@@ -683,18 +683,18 @@ pub struct GuestDiskAddress {
     pub unit: i64,
     /// the disk's serial number (since: 3.1)
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub serial: ::std::option::Option<::std::string::String>,
+    pub serial: Option<String>,
     /// device node path on POSIX guests, or UNC device path on
     /// Windows guests (since: 3.1)
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub dev: ::std::option::Option<::std::string::String>,
+    pub dev: Option<String>,
     /// channel address, for disks on s390x (since: 6.0)
     #[serde(
         rename = "ccw-address",
         default,
         skip_serializing_if = "::std::option::Option::is_none"
     )]
-    pub ccw_address: ::std::option::Option<GuestCcwAddress>,
+    pub ccw_address: Option<GuestCcwAddress>,
 }
 /// Health data read from the SMART / Health Information log page (log
 /// identifier 02h) of an NVMe device, as laid out by the NVMe base
@@ -877,24 +877,24 @@ pub enum GuestDiskSmart {
 #[serde(crate = "::qapi_runtime::serde")]
 pub struct GuestDiskInfo {
     /// device node path on Linux, or UNC device path on Windows
-    pub name: ::std::string::String,
+    pub name: String,
     /// true for a partition, false for a whole disk
     pub partition: bool,
     /// Linux only: the devices this one is built on, for
     /// example the physical volumes behind an LVM logical volume, or
     /// the disk holding a LUKS encrypted volume
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub dependencies: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+    pub dependencies: Option<Vec<String>>,
     /// hardware location of the disk; absent for virtual devices
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub address: ::std::option::Option<GuestDiskAddress>,
+    pub address: Option<GuestDiskAddress>,
     /// alternative name of the device; on Linux, the name given
     /// to it by the device mapper
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub alias: ::std::option::Option<::std::string::String>,
+    pub alias: Option<String>,
     /// health data of the disk (since 7.1)
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub smart: ::std::option::Option<GuestDiskSmart>,
+    pub smart: Option<GuestDiskSmart>,
 }
 /// A mounted guest filesystem.
 ///
@@ -911,25 +911,25 @@ pub struct GuestDiskInfo {
 #[serde(crate = "::qapi_runtime::serde")]
 pub struct GuestFilesystemInfo {
     /// name of the device holding the filesystem
-    pub name: ::std::string::String,
+    pub name: String,
     /// where the filesystem is mounted
-    pub mountpoint: ::std::string::String,
+    pub mountpoint: String,
     /// filesystem type, as a string
-    pub r#type: ::std::string::String,
+    pub r#type: String,
     /// space in use, in bytes (since 3.0)
     #[serde(
         rename = "used-bytes",
         default,
         skip_serializing_if = "::std::option::Option::is_none"
     )]
-    pub used_bytes: ::std::option::Option<u64>,
+    pub used_bytes: Option<u64>,
     /// size in bytes as seen by ordinary users (since 3.0)
     #[serde(
         rename = "total-bytes",
         default,
         skip_serializing_if = "::std::option::Option::is_none"
     )]
-    pub total_bytes: ::std::option::Option<u64>,
+    pub total_bytes: Option<u64>,
     /// size in bytes as seen by the superuser,
     /// including any reserved space (since 9.1)
     #[serde(
@@ -937,10 +937,10 @@ pub struct GuestFilesystemInfo {
         default,
         skip_serializing_if = "::std::option::Option::is_none"
     )]
-    pub total_bytes_privileged: ::std::option::Option<u64>,
+    pub total_bytes_privileged: Option<u64>,
     /// hardware information of the disks under the filesystem;
     /// may be empty if the agent cannot describe those disks
-    pub disk: ::std::vec::Vec<GuestDiskAddress>,
+    pub disk: Vec<GuestDiskAddress>,
 }
 /// Arguments of `guest-set-user-password`.
 ///
@@ -955,9 +955,9 @@ pub struct GuestFilesystemInfo {
 #[serde(crate = "::qapi_runtime::serde")]
 pub struct GuestSetUserPasswordArgs {
     /// the account to modify
-    pub username: ::std::string::String,
+    pub username: String,
     /// the new password or password hash, base64-encoded
-    pub password: ::std::string::String,
+    pub password: String,
     /// true if `password` is already hashed with crypt(), false
     /// if it is clear text
     pub crypted: bool,
@@ -989,7 +989,7 @@ pub struct GuestMemoryBlock {
         default,
         skip_serializing_if = "::std::option::Option::is_none"
     )]
-    pub can_offline: ::std::option::Option<bool>,
+    pub can_offline: Option<bool>,
 }
 /// Outcome of changing the state of one memory block.
 ///
@@ -1009,7 +1009,7 @@ pub enum GuestMemoryBlockResponseType {
     /// the guest kernel refused the change
     OperationFailed,
     /// A value this schema does not know, as sent by a newer peer.
-    Unrecognized(::std::string::String),
+    Unrecognized(String),
 }
 ::qapi_runtime::impl_enum!(
     GuestMemoryBlockResponseType, Unrecognized, [Success = "success", NotFound =
@@ -1041,7 +1041,7 @@ pub struct GuestMemoryBlockResponse {
         default,
         skip_serializing_if = "::std::option::Option::is_none"
     )]
-    pub error_code: ::std::option::Option<i64>,
+    pub error_code: Option<i64>,
 }
 /// Arguments of `guest-set-memory-blocks`.
 ///
@@ -1062,7 +1062,7 @@ pub struct GuestSetMemoryBlocksArgs {
     /// and may name a block more than once.  A typical request is a
     /// modified copy of the result of `guest-get-memory-blocks`.
     #[serde(rename = "mem-blks")]
-    pub mem_blks: ::std::vec::Vec<GuestMemoryBlock>,
+    pub mem_blks: Vec<GuestMemoryBlock>,
 }
 /// Properties shared by all guest memory blocks.
 ///
@@ -1098,11 +1098,11 @@ pub struct GuestExecStatus {
     pub exited: bool,
     /// the exit status, when the process ended normally
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub exitcode: ::std::option::Option<i64>,
+    pub exitcode: Option<i64>,
     /// when the process was killed, the signal number on POSIX
     /// guests or the unhandled exception code on Windows guests
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub signal: ::std::option::Option<i64>,
+    pub signal: Option<i64>,
     /// captured standard output, base64-encoded.  Only
     /// present when output capture was requested, and only after the
     /// process has ended.
@@ -1111,7 +1111,7 @@ pub struct GuestExecStatus {
         default,
         skip_serializing_if = "::std::option::Option::is_none"
     )]
-    pub out_data: ::std::option::Option<::std::string::String>,
+    pub out_data: Option<String>,
     /// captured standard error, base64-encoded.  Only present
     /// when output capture was requested, and only after the process
     /// has ended.
@@ -1120,7 +1120,7 @@ pub struct GuestExecStatus {
         default,
         skip_serializing_if = "::std::option::Option::is_none"
     )]
-    pub err_data: ::std::option::Option<::std::string::String>,
+    pub err_data: Option<String>,
     /// true if standard output exceeded the capture limit
     /// and was cut short
     #[serde(
@@ -1128,7 +1128,7 @@ pub struct GuestExecStatus {
         default,
         skip_serializing_if = "::std::option::Option::is_none"
     )]
-    pub out_truncated: ::std::option::Option<bool>,
+    pub out_truncated: Option<bool>,
     /// true if standard error exceeded the capture limit
     /// and was cut short
     #[serde(
@@ -1136,7 +1136,7 @@ pub struct GuestExecStatus {
         default,
         skip_serializing_if = "::std::option::Option::is_none"
     )]
-    pub err_truncated: ::std::option::Option<bool>,
+    pub err_truncated: Option<bool>,
 }
 /// Arguments of `guest-exec-status`.
 #[derive(
@@ -1185,7 +1185,7 @@ pub enum GuestExecCaptureOutputMode {
     /// available on Windows guests
     Merged,
     /// A value this schema does not know, as sent by a newer peer.
-    Unrecognized(::std::string::String),
+    Unrecognized(String),
 }
 ::qapi_runtime::impl_enum!(
     GuestExecCaptureOutputMode, Unrecognized, [None = "none", Stdout = "stdout", Stderr =
@@ -1218,14 +1218,14 @@ pub enum GuestExecCaptureOutput {
 pub struct GuestExecArgs {
     /// the program to run, as a path or a name looked up in the
     /// search path
-    pub path: ::std::string::String,
+    pub path: String,
     /// command line arguments for the program
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub arg: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+    pub arg: Option<Vec<String>>,
     /// environment entries for the program, each of the form
     /// NAME=VALUE
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub env: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+    pub env: Option<Vec<String>>,
     /// data fed to the program's standard input,
     /// base64-encoded
     #[serde(
@@ -1233,7 +1233,7 @@ pub struct GuestExecArgs {
         default,
         skip_serializing_if = "::std::option::Option::is_none"
     )]
-    pub input_data: ::std::option::Option<::std::string::String>,
+    pub input_data: Option<String>,
     /// which output to collect; nothing is collected
     /// when omitted
     #[serde(
@@ -1241,7 +1241,7 @@ pub struct GuestExecArgs {
         default,
         skip_serializing_if = "::std::option::Option::is_none"
     )]
-    pub capture_output: ::std::option::Option<GuestExecCaptureOutput>,
+    pub capture_output: Option<GuestExecCaptureOutput>,
 }
 /// Host name of the guest.
 ///
@@ -1257,7 +1257,7 @@ pub struct GuestExecArgs {
 pub struct GuestHostName {
     /// the name the guest operating system uses for itself
     #[serde(rename = "host-name")]
-    pub host_name: ::std::string::String,
+    pub host_name: String,
 }
 /// A user currently logged in to the guest.
 ///
@@ -1274,7 +1274,7 @@ pub struct GuestHostName {
 #[serde(crate = "::qapi_runtime::serde")]
 pub struct GuestUser {
     /// the account name
-    pub user: ::std::string::String,
+    pub user: String,
     /// when the user logged in, in seconds (with a fractional
     /// part) since 1970-01-01 00:00:00 UTC.  For a user with several
     /// sessions, the earliest one counts.
@@ -1282,7 +1282,7 @@ pub struct GuestUser {
     pub login_time: f64,
     /// the logon domain; Windows only
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub domain: ::std::option::Option<::std::string::String>,
+    pub domain: Option<String>,
 }
 /// Time zone setting of the guest.
 ///
@@ -1299,7 +1299,7 @@ pub struct GuestTimezone {
     /// the zone's name.  Its format varies between guest operating
     /// systems, so treat it as informational only.
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub zone: ::std::option::Option<::std::string::String>,
+    pub zone: Option<String>,
     /// difference from UTC in seconds; positive east of Greenwich
     /// and negative west of it
     pub offset: i64,
@@ -1330,7 +1330,7 @@ pub struct GuestOsInfo {
         default,
         skip_serializing_if = "::std::option::Option::is_none"
     )]
-    pub kernel_release: ::std::option::Option<::std::string::String>,
+    pub kernel_release: Option<String>,
     /// POSIX: the uname version field.  Windows: the
     /// version number.
     #[serde(
@@ -1338,18 +1338,18 @@ pub struct GuestOsInfo {
         default,
         skip_serializing_if = "::std::option::Option::is_none"
     )]
-    pub kernel_version: ::std::option::Option<::std::string::String>,
+    pub kernel_version: Option<String>,
     /// POSIX: the uname machine field.  Windows: one of x86,
     /// x86_64, arm or ia64.
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub machine: ::std::option::Option<::std::string::String>,
+    pub machine: Option<String>,
     /// POSIX: the os-release ID entry.  Windows: always "mswindows".
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub id: ::std::option::Option<::std::string::String>,
+    pub id: Option<String>,
     /// POSIX: the os-release NAME entry.  Windows: always
     /// "Microsoft Windows".
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub name: ::std::option::Option<::std::string::String>,
+    pub name: Option<String>,
     /// POSIX: the os-release PRETTY_NAME entry.  Windows:
     /// the product name, such as "Microsoft Windows 10 Enterprise".
     #[serde(
@@ -1357,11 +1357,11 @@ pub struct GuestOsInfo {
         default,
         skip_serializing_if = "::std::option::Option::is_none"
     )]
-    pub pretty_name: ::std::option::Option<::std::string::String>,
+    pub pretty_name: Option<String>,
     /// POSIX: the os-release VERSION entry.  Windows: the full
     /// version string, such as "Microsoft Windows Server 2008".
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub version: ::std::option::Option<::std::string::String>,
+    pub version: Option<String>,
     /// POSIX: the os-release VERSION_ID entry.  Windows: a
     /// short version identifier, such as "7" or "20012r2".
     #[serde(
@@ -1369,11 +1369,11 @@ pub struct GuestOsInfo {
         default,
         skip_serializing_if = "::std::option::Option::is_none"
     )]
-    pub version_id: ::std::option::Option<::std::string::String>,
+    pub version_id: Option<String>,
     /// POSIX: the os-release VARIANT entry.  Windows: "server"
     /// or "client".
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub variant: ::std::option::Option<::std::string::String>,
+    pub variant: Option<String>,
     /// POSIX: the os-release VARIANT_ID entry.  Windows:
     /// "server" or "client".
     #[serde(
@@ -1381,7 +1381,7 @@ pub struct GuestOsInfo {
         default,
         skip_serializing_if = "::std::option::Option::is_none"
     )]
-    pub variant_id: ::std::option::Option<::std::string::String>,
+    pub variant_id: Option<String>,
 }
 /// Kind of identifier a guest device has.
 ///
@@ -1394,7 +1394,7 @@ pub enum GuestDeviceType {
     /// a PCI vendor and device ID
     Pci,
     /// A value this schema does not know, as sent by a newer peer.
-    Unrecognized(::std::string::String),
+    Unrecognized(String),
 }
 ::qapi_runtime::impl_enum!(GuestDeviceType, Unrecognized, [Pci = "pci"]);
 /// PCI identification of a device.
@@ -1451,7 +1451,7 @@ pub enum GuestDeviceId {
 pub struct GuestDeviceInfo {
     /// the driver's name
     #[serde(rename = "driver-name")]
-    pub driver_name: ::std::string::String,
+    pub driver_name: String,
     /// the driver's release date, in nanoseconds since
     /// 1970-01-01 00:00:00 UTC
     #[serde(
@@ -1459,17 +1459,17 @@ pub struct GuestDeviceInfo {
         default,
         skip_serializing_if = "::std::option::Option::is_none"
     )]
-    pub driver_date: ::std::option::Option<i64>,
+    pub driver_date: Option<i64>,
     /// the driver's version string
     #[serde(
         rename = "driver-version",
         default,
         skip_serializing_if = "::std::option::Option::is_none"
     )]
-    pub driver_version: ::std::option::Option<::std::string::String>,
+    pub driver_version: Option<String>,
     /// hardware identification of the device
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub id: ::std::option::Option<GuestDeviceId>,
+    pub id: Option<GuestDeviceId>,
 }
 /// SSH public keys authorized for an account.
 ///
@@ -1485,7 +1485,7 @@ pub struct GuestDeviceInfo {
 pub struct GuestAuthorizedKeys {
     /// the keys, one per entry, each written as a line of an
     /// OpenSSH authorized_keys file (see sshd(8))
-    pub keys: ::std::vec::Vec<::std::string::String>,
+    pub keys: Vec<String>,
 }
 /// Arguments of `guest-ssh-get-authorized-keys`.
 #[derive(
@@ -1498,7 +1498,7 @@ pub struct GuestAuthorizedKeys {
 #[serde(crate = "::qapi_runtime::serde")]
 pub struct GuestSshGetAuthorizedKeysArgs {
     /// the account whose keys are read
-    pub username: ::std::string::String,
+    pub username: String,
 }
 /// Arguments of `guest-ssh-add-authorized-keys`.
 #[derive(
@@ -1511,14 +1511,14 @@ pub struct GuestSshGetAuthorizedKeysArgs {
 #[serde(crate = "::qapi_runtime::serde")]
 pub struct GuestSshAddAuthorizedKeysArgs {
     /// the account whose keys are changed
-    pub username: ::std::string::String,
+    pub username: String,
     /// the keys to add, each written as a line of an OpenSSH
     /// authorized_keys file (see sshd(8))
-    pub keys: ::std::vec::Vec<::std::string::String>,
+    pub keys: Vec<String>,
     /// if true, replace the file's current keys with `keys` instead
     /// of adding to them
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub reset: ::std::option::Option<bool>,
+    pub reset: Option<bool>,
 }
 /// Arguments of `guest-ssh-remove-authorized-keys`.
 #[derive(
@@ -1531,10 +1531,10 @@ pub struct GuestSshAddAuthorizedKeysArgs {
 #[serde(crate = "::qapi_runtime::serde")]
 pub struct GuestSshRemoveAuthorizedKeysArgs {
     /// the account whose keys are changed
-    pub username: ::std::string::String,
+    pub username: String,
     /// the keys to delete, each written as a line of an OpenSSH
     /// authorized_keys file (see sshd(8))
-    pub keys: ::std::vec::Vec<::std::string::String>,
+    pub keys: Vec<String>,
 }
 /// I/O counters of a guest block device, as the Linux kernel keeps
 /// them.  Times are in milliseconds.
@@ -1558,105 +1558,105 @@ pub struct GuestDiskStats {
         default,
         skip_serializing_if = "::std::option::Option::is_none"
     )]
-    pub read_sectors: ::std::option::Option<u64>,
+    pub read_sectors: Option<u64>,
     /// read requests completed
     #[serde(
         rename = "read-ios",
         default,
         skip_serializing_if = "::std::option::Option::is_none"
     )]
-    pub read_ios: ::std::option::Option<u64>,
+    pub read_ios: Option<u64>,
     /// read requests merged with adjacent ones
     #[serde(
         rename = "read-merges",
         default,
         skip_serializing_if = "::std::option::Option::is_none"
     )]
-    pub read_merges: ::std::option::Option<u64>,
+    pub read_merges: Option<u64>,
     /// sectors written
     #[serde(
         rename = "write-sectors",
         default,
         skip_serializing_if = "::std::option::Option::is_none"
     )]
-    pub write_sectors: ::std::option::Option<u64>,
+    pub write_sectors: Option<u64>,
     /// write requests completed
     #[serde(
         rename = "write-ios",
         default,
         skip_serializing_if = "::std::option::Option::is_none"
     )]
-    pub write_ios: ::std::option::Option<u64>,
+    pub write_ios: Option<u64>,
     /// write requests merged with adjacent ones
     #[serde(
         rename = "write-merges",
         default,
         skip_serializing_if = "::std::option::Option::is_none"
     )]
-    pub write_merges: ::std::option::Option<u64>,
+    pub write_merges: Option<u64>,
     /// sectors discarded
     #[serde(
         rename = "discard-sectors",
         default,
         skip_serializing_if = "::std::option::Option::is_none"
     )]
-    pub discard_sectors: ::std::option::Option<u64>,
+    pub discard_sectors: Option<u64>,
     /// discard requests completed
     #[serde(
         rename = "discard-ios",
         default,
         skip_serializing_if = "::std::option::Option::is_none"
     )]
-    pub discard_ios: ::std::option::Option<u64>,
+    pub discard_ios: Option<u64>,
     /// discard requests merged with adjacent ones
     #[serde(
         rename = "discard-merges",
         default,
         skip_serializing_if = "::std::option::Option::is_none"
     )]
-    pub discard_merges: ::std::option::Option<u64>,
+    pub discard_merges: Option<u64>,
     /// flush requests completed
     #[serde(
         rename = "flush-ios",
         default,
         skip_serializing_if = "::std::option::Option::is_none"
     )]
-    pub flush_ios: ::std::option::Option<u64>,
+    pub flush_ios: Option<u64>,
     /// total time spent on reads
     #[serde(
         rename = "read-ticks",
         default,
         skip_serializing_if = "::std::option::Option::is_none"
     )]
-    pub read_ticks: ::std::option::Option<u64>,
+    pub read_ticks: Option<u64>,
     /// total time spent on writes
     #[serde(
         rename = "write-ticks",
         default,
         skip_serializing_if = "::std::option::Option::is_none"
     )]
-    pub write_ticks: ::std::option::Option<u64>,
+    pub write_ticks: Option<u64>,
     /// total time spent on discards
     #[serde(
         rename = "discard-ticks",
         default,
         skip_serializing_if = "::std::option::Option::is_none"
     )]
-    pub discard_ticks: ::std::option::Option<u64>,
+    pub discard_ticks: Option<u64>,
     /// total time spent on flushes
     #[serde(
         rename = "flush-ticks",
         default,
         skip_serializing_if = "::std::option::Option::is_none"
     )]
-    pub flush_ticks: ::std::option::Option<u64>,
+    pub flush_ticks: Option<u64>,
     /// requests in progress right now
     #[serde(
         rename = "ios-pgr",
         default,
         skip_serializing_if = "::std::option::Option::is_none"
     )]
-    pub ios_pgr: ::std::option::Option<u64>,
+    pub ios_pgr: Option<u64>,
     /// time during which the device had requests in
     /// progress
     #[serde(
@@ -1664,7 +1664,7 @@ pub struct GuestDiskStats {
         default,
         skip_serializing_if = "::std::option::Option::is_none"
     )]
-    pub total_ticks: ::std::option::Option<u64>,
+    pub total_ticks: Option<u64>,
     /// time spent on requests, weighted by the number of
     /// requests in progress, accumulated since this counter was last
     /// updated
@@ -1673,7 +1673,7 @@ pub struct GuestDiskStats {
         default,
         skip_serializing_if = "::std::option::Option::is_none"
     )]
-    pub weight_ticks: ::std::option::Option<u64>,
+    pub weight_ticks: Option<u64>,
 }
 /// I/O counters of one guest block device, with the device's identity.
 ///
@@ -1690,7 +1690,7 @@ pub struct GuestDiskStats {
 #[serde(crate = "::qapi_runtime::serde")]
 pub struct GuestDiskStatsInfo {
     /// the device's name
-    pub name: ::std::string::String,
+    pub name: String,
     /// the device's major number
     pub major: u64,
     /// the device's minor number
@@ -1709,7 +1709,7 @@ pub enum GuestCpuStatsType {
     /// Linux
     Linux,
     /// A value this schema does not know, as sent by a newer peer.
-    Unrecognized(::std::string::String),
+    Unrecognized(String),
 }
 ::qapi_runtime::impl_enum!(GuestCpuStatsType, Unrecognized, [Linux = "linux"]);
 /// Time a CPU of a Linux guest has spent in each state, taken from
@@ -1740,25 +1740,25 @@ pub struct GuestLinuxCpuStats {
     pub idle: u64,
     /// time spent idle while I/O was outstanding (Linux 2.5.41)
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub iowait: ::std::option::Option<u64>,
+    pub iowait: Option<u64>,
     /// time spent handling interrupts (Linux 2.6.0-test4)
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub irq: ::std::option::Option<u64>,
+    pub irq: Option<u64>,
     /// time spent handling softirqs (Linux 2.6.0-test4)
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub softirq: ::std::option::Option<u64>,
+    pub softirq: Option<u64>,
     /// time taken away by the hypervisor for other work (Linux
     /// 2.6.11)
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub steal: ::std::option::Option<u64>,
+    pub steal: Option<u64>,
     /// time spent running a virtual CPU of a guest of this kernel
     /// (Linux 2.6.24)
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub guest: ::std::option::Option<u64>,
+    pub guest: Option<u64>,
     /// time spent running a virtual CPU of a guest at lowered
     /// priority (Linux 2.6.33)
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub guestnice: ::std::option::Option<u64>,
+    pub guestnice: Option<u64>,
 }
 /// Usage statistics of one guest CPU, with times in milliseconds.  The
 /// layout depends on the guest operating system.
@@ -1815,47 +1815,47 @@ pub struct GuestLoadAverage {
 #[serde(crate = "::qapi_runtime::serde")]
 pub struct GuestNetworkRoute {
     /// name of the interface the route sends traffic out of
-    pub iface: ::std::string::String,
+    pub iface: String,
     /// address of the destination network or host
-    pub destination: ::std::string::String,
+    pub destination: String,
     /// the route's metric
     pub metric: i64,
     /// address of the next-hop router
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub gateway: ::std::option::Option<::std::string::String>,
+    pub gateway: Option<String>,
     /// network mask of the destination; IPv4 only
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub mask: ::std::option::Option<::std::string::String>,
+    pub mask: Option<String>,
     /// initial round-trip time; IPv4 only
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub irtt: ::std::option::Option<i64>,
+    pub irtt: Option<i64>,
     /// the route's flag bits
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub flags: ::std::option::Option<u64>,
+    pub flags: Option<u64>,
     /// number of references to the route
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub refcnt: ::std::option::Option<i64>,
+    pub refcnt: Option<i64>,
     /// number of lookups that used the route
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub r#use: ::std::option::Option<i64>,
+    pub r#use: Option<i64>,
     /// default TCP window size for the route; IPv4 only
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub window: ::std::option::Option<i64>,
+    pub window: Option<i64>,
     /// largest packet size for the route
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub mtu: ::std::option::Option<i64>,
+    pub mtu: Option<i64>,
     /// prefix length of the destination; IPv6 only
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub desprefixlen: ::std::option::Option<::std::string::String>,
+    pub desprefixlen: Option<String>,
     /// source address; IPv6 only
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub source: ::std::option::Option<::std::string::String>,
+    pub source: Option<String>,
     /// prefix length of the source; IPv6 only
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub srcprefixlen: ::std::option::Option<::std::string::String>,
+    pub srcprefixlen: Option<String>,
     /// address of the next hop; IPv6 only
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub nexthop: ::std::option::Option<::std::string::String>,
+    pub nexthop: Option<String>,
     /// IP version of the route, 4 or 6
     pub version: i64,
 }
@@ -2056,6 +2056,8 @@ pub static COMMANDS: [::qapi_runtime::CommandInfo; 44usize] = [
 /// One type per command, for the runtime's typed call and dispatch
 /// paths.
 pub mod commands {
+    #[allow(unused_imports)]
+    use ::qapi_runtime::{Command, CommandInfo, NoReplyCommand, ReplyCommand};
     /// The `guest-sync-delimited` command.
     ///
     /// Resynchronize the channel, with a framing byte.  The agent first
@@ -2080,11 +2082,11 @@ pub mod commands {
     /// Since: 1.1
     #[derive(Clone, Copy, Debug)]
     pub struct GuestSyncDelimited;
-    impl ::qapi_runtime::Command for GuestSyncDelimited {
-        const INFO: &'static ::qapi_runtime::CommandInfo = &super::COMMANDS[0usize];
+    impl Command for GuestSyncDelimited {
+        const INFO: &'static CommandInfo = &super::COMMANDS[0usize];
         type Args = super::GuestSyncDelimitedArgs;
     }
-    impl ::qapi_runtime::ReplyCommand for GuestSyncDelimited {
+    impl ReplyCommand for GuestSyncDelimited {
         type Returns = i64;
     }
     /// The `guest-sync` command.
@@ -2112,11 +2114,11 @@ pub mod commands {
     /// Since: 0.15.0
     #[derive(Clone, Copy, Debug)]
     pub struct GuestSync;
-    impl ::qapi_runtime::Command for GuestSync {
-        const INFO: &'static ::qapi_runtime::CommandInfo = &super::COMMANDS[1usize];
+    impl Command for GuestSync {
+        const INFO: &'static CommandInfo = &super::COMMANDS[1usize];
         type Args = super::GuestSyncArgs;
     }
-    impl ::qapi_runtime::ReplyCommand for GuestSync {
+    impl ReplyCommand for GuestSync {
         type Returns = i64;
     }
     /// The `guest-ping` command.
@@ -2127,11 +2129,11 @@ pub mod commands {
     /// Since: 0.15.0
     #[derive(Clone, Copy, Debug)]
     pub struct GuestPing;
-    impl ::qapi_runtime::Command for GuestPing {
-        const INFO: &'static ::qapi_runtime::CommandInfo = &super::COMMANDS[2usize];
+    impl Command for GuestPing {
+        const INFO: &'static CommandInfo = &super::COMMANDS[2usize];
         type Args = ::qapi_runtime::Empty;
     }
-    impl ::qapi_runtime::ReplyCommand for GuestPing {
+    impl ReplyCommand for GuestPing {
         type Returns = ::qapi_runtime::Empty;
     }
     /// The `guest-get-time` command.
@@ -2143,11 +2145,11 @@ pub mod commands {
     /// Since: 1.5
     #[derive(Clone, Copy, Debug)]
     pub struct GuestGetTime;
-    impl ::qapi_runtime::Command for GuestGetTime {
-        const INFO: &'static ::qapi_runtime::CommandInfo = &super::COMMANDS[3usize];
+    impl Command for GuestGetTime {
+        const INFO: &'static CommandInfo = &super::COMMANDS[3usize];
         type Args = ::qapi_runtime::Empty;
     }
-    impl ::qapi_runtime::ReplyCommand for GuestGetTime {
+    impl ReplyCommand for GuestGetTime {
         type Returns = i64;
     }
     /// The `guest-set-time` command.
@@ -2167,11 +2169,11 @@ pub mod commands {
     /// Since: 1.5
     #[derive(Clone, Copy, Debug)]
     pub struct GuestSetTime;
-    impl ::qapi_runtime::Command for GuestSetTime {
-        const INFO: &'static ::qapi_runtime::CommandInfo = &super::COMMANDS[4usize];
+    impl Command for GuestSetTime {
+        const INFO: &'static CommandInfo = &super::COMMANDS[4usize];
         type Args = super::GuestSetTimeArgs;
     }
-    impl ::qapi_runtime::ReplyCommand for GuestSetTime {
+    impl ReplyCommand for GuestSetTime {
         type Returns = ::qapi_runtime::Empty;
     }
     /// The `guest-info` command.
@@ -2181,11 +2183,11 @@ pub mod commands {
     /// Since: 0.15.0
     #[derive(Clone, Copy, Debug)]
     pub struct GuestInfo;
-    impl ::qapi_runtime::Command for GuestInfo {
-        const INFO: &'static ::qapi_runtime::CommandInfo = &super::COMMANDS[5usize];
+    impl Command for GuestInfo {
+        const INFO: &'static CommandInfo = &super::COMMANDS[5usize];
         type Args = ::qapi_runtime::Empty;
     }
-    impl ::qapi_runtime::ReplyCommand for GuestInfo {
+    impl ReplyCommand for GuestInfo {
         type Returns = super::GuestAgentInfo;
     }
     /// The `guest-shutdown` command.
@@ -2203,11 +2205,11 @@ pub mod commands {
     /// The agent sends no reply on success: a client call returns once the request is sent, or with the error the agent answers instead.
     #[derive(Clone, Copy, Debug)]
     pub struct GuestShutdown;
-    impl ::qapi_runtime::Command for GuestShutdown {
-        const INFO: &'static ::qapi_runtime::CommandInfo = &super::COMMANDS[6usize];
+    impl Command for GuestShutdown {
+        const INFO: &'static CommandInfo = &super::COMMANDS[6usize];
         type Args = super::GuestShutdownArgs;
     }
-    impl ::qapi_runtime::NoReplyCommand for GuestShutdown {}
+    impl NoReplyCommand for GuestShutdown {}
     /// The `guest-file-open` command.
     ///
     /// Open a file inside the guest.
@@ -2217,11 +2219,11 @@ pub mod commands {
     /// Since: 0.15.0
     #[derive(Clone, Copy, Debug)]
     pub struct GuestFileOpen;
-    impl ::qapi_runtime::Command for GuestFileOpen {
-        const INFO: &'static ::qapi_runtime::CommandInfo = &super::COMMANDS[7usize];
+    impl Command for GuestFileOpen {
+        const INFO: &'static CommandInfo = &super::COMMANDS[7usize];
         type Args = super::GuestFileOpenArgs;
     }
-    impl ::qapi_runtime::ReplyCommand for GuestFileOpen {
+    impl ReplyCommand for GuestFileOpen {
         type Returns = i64;
     }
     /// The `guest-file-close` command.
@@ -2231,11 +2233,11 @@ pub mod commands {
     /// Since: 0.15.0
     #[derive(Clone, Copy, Debug)]
     pub struct GuestFileClose;
-    impl ::qapi_runtime::Command for GuestFileClose {
-        const INFO: &'static ::qapi_runtime::CommandInfo = &super::COMMANDS[8usize];
+    impl Command for GuestFileClose {
+        const INFO: &'static CommandInfo = &super::COMMANDS[8usize];
         type Args = super::GuestFileCloseArgs;
     }
-    impl ::qapi_runtime::ReplyCommand for GuestFileClose {
+    impl ReplyCommand for GuestFileClose {
         type Returns = ::qapi_runtime::Empty;
     }
     /// The `guest-file-read` command.
@@ -2247,11 +2249,11 @@ pub mod commands {
     /// Since: 0.15.0
     #[derive(Clone, Copy, Debug)]
     pub struct GuestFileRead;
-    impl ::qapi_runtime::Command for GuestFileRead {
-        const INFO: &'static ::qapi_runtime::CommandInfo = &super::COMMANDS[9usize];
+    impl Command for GuestFileRead {
+        const INFO: &'static CommandInfo = &super::COMMANDS[9usize];
         type Args = super::GuestFileReadArgs;
     }
-    impl ::qapi_runtime::ReplyCommand for GuestFileRead {
+    impl ReplyCommand for GuestFileRead {
         type Returns = super::GuestFileRead;
     }
     /// The `guest-file-write` command.
@@ -2261,11 +2263,11 @@ pub mod commands {
     /// Since: 0.15.0
     #[derive(Clone, Copy, Debug)]
     pub struct GuestFileWrite;
-    impl ::qapi_runtime::Command for GuestFileWrite {
-        const INFO: &'static ::qapi_runtime::CommandInfo = &super::COMMANDS[10usize];
+    impl Command for GuestFileWrite {
+        const INFO: &'static CommandInfo = &super::COMMANDS[10usize];
         type Args = super::GuestFileWriteArgs;
     }
-    impl ::qapi_runtime::ReplyCommand for GuestFileWrite {
+    impl ReplyCommand for GuestFileWrite {
         type Returns = super::GuestFileWrite;
     }
     /// The `guest-file-seek` command.
@@ -2278,11 +2280,11 @@ pub mod commands {
     /// Since: 0.15.0
     #[derive(Clone, Copy, Debug)]
     pub struct GuestFileSeek;
-    impl ::qapi_runtime::Command for GuestFileSeek {
-        const INFO: &'static ::qapi_runtime::CommandInfo = &super::COMMANDS[11usize];
+    impl Command for GuestFileSeek {
+        const INFO: &'static CommandInfo = &super::COMMANDS[11usize];
         type Args = super::GuestFileSeekArgs;
     }
-    impl ::qapi_runtime::ReplyCommand for GuestFileSeek {
+    impl ReplyCommand for GuestFileSeek {
         type Returns = super::GuestFileSeek;
     }
     /// The `guest-file-flush` command.
@@ -2293,11 +2295,11 @@ pub mod commands {
     /// Since: 0.15.0
     #[derive(Clone, Copy, Debug)]
     pub struct GuestFileFlush;
-    impl ::qapi_runtime::Command for GuestFileFlush {
-        const INFO: &'static ::qapi_runtime::CommandInfo = &super::COMMANDS[12usize];
+    impl Command for GuestFileFlush {
+        const INFO: &'static CommandInfo = &super::COMMANDS[12usize];
         type Args = super::GuestFileFlushArgs;
     }
-    impl ::qapi_runtime::ReplyCommand for GuestFileFlush {
+    impl ReplyCommand for GuestFileFlush {
         type Returns = ::qapi_runtime::Empty;
     }
     /// The `guest-fsfreeze-status` command.
@@ -2313,11 +2315,11 @@ pub mod commands {
     /// Offered by guests where `{'any': ['CONFIG_WIN32', 'CONFIG_FSFREEZE']}` holds.
     #[derive(Clone, Copy, Debug)]
     pub struct GuestFsfreezeStatus;
-    impl ::qapi_runtime::Command for GuestFsfreezeStatus {
-        const INFO: &'static ::qapi_runtime::CommandInfo = &super::COMMANDS[13usize];
+    impl Command for GuestFsfreezeStatus {
+        const INFO: &'static CommandInfo = &super::COMMANDS[13usize];
         type Args = ::qapi_runtime::Empty;
     }
-    impl ::qapi_runtime::ReplyCommand for GuestFsfreezeStatus {
+    impl ReplyCommand for GuestFsfreezeStatus {
         type Returns = super::GuestFsfreezeStatus;
     }
     /// The `guest-fsfreeze-freeze` command.
@@ -2340,11 +2342,11 @@ pub mod commands {
     /// Offered by guests where `{'any': ['CONFIG_WIN32', 'CONFIG_FSFREEZE']}` holds.
     #[derive(Clone, Copy, Debug)]
     pub struct GuestFsfreezeFreeze;
-    impl ::qapi_runtime::Command for GuestFsfreezeFreeze {
-        const INFO: &'static ::qapi_runtime::CommandInfo = &super::COMMANDS[14usize];
+    impl Command for GuestFsfreezeFreeze {
+        const INFO: &'static CommandInfo = &super::COMMANDS[14usize];
         type Args = ::qapi_runtime::Empty;
     }
-    impl ::qapi_runtime::ReplyCommand for GuestFsfreezeFreeze {
+    impl ReplyCommand for GuestFsfreezeFreeze {
         type Returns = i64;
     }
     /// The `guest-fsfreeze-freeze-list` command.
@@ -2359,11 +2361,11 @@ pub mod commands {
     /// Offered by guests where `{'any': ['CONFIG_WIN32', 'CONFIG_FSFREEZE']}` holds.
     #[derive(Clone, Copy, Debug)]
     pub struct GuestFsfreezeFreezeList;
-    impl ::qapi_runtime::Command for GuestFsfreezeFreezeList {
-        const INFO: &'static ::qapi_runtime::CommandInfo = &super::COMMANDS[15usize];
+    impl Command for GuestFsfreezeFreezeList {
+        const INFO: &'static CommandInfo = &super::COMMANDS[15usize];
         type Args = super::GuestFsfreezeFreezeListArgs;
     }
-    impl ::qapi_runtime::ReplyCommand for GuestFsfreezeFreezeList {
+    impl ReplyCommand for GuestFsfreezeFreezeList {
         type Returns = i64;
     }
     /// The `guest-fsfreeze-thaw` command.
@@ -2381,11 +2383,11 @@ pub mod commands {
     /// Offered by guests where `{'any': ['CONFIG_WIN32', 'CONFIG_FSFREEZE']}` holds.
     #[derive(Clone, Copy, Debug)]
     pub struct GuestFsfreezeThaw;
-    impl ::qapi_runtime::Command for GuestFsfreezeThaw {
-        const INFO: &'static ::qapi_runtime::CommandInfo = &super::COMMANDS[16usize];
+    impl Command for GuestFsfreezeThaw {
+        const INFO: &'static CommandInfo = &super::COMMANDS[16usize];
         type Args = ::qapi_runtime::Empty;
     }
-    impl ::qapi_runtime::ReplyCommand for GuestFsfreezeThaw {
+    impl ReplyCommand for GuestFsfreezeThaw {
         type Returns = i64;
     }
     /// The `guest-fstrim` command.
@@ -2400,11 +2402,11 @@ pub mod commands {
     /// Offered by guests where `{'any': ['CONFIG_WIN32', 'CONFIG_FSTRIM']}` holds.
     #[derive(Clone, Copy, Debug)]
     pub struct GuestFstrim;
-    impl ::qapi_runtime::Command for GuestFstrim {
-        const INFO: &'static ::qapi_runtime::CommandInfo = &super::COMMANDS[17usize];
+    impl Command for GuestFstrim {
+        const INFO: &'static CommandInfo = &super::COMMANDS[17usize];
         type Args = super::GuestFstrimArgs;
     }
-    impl ::qapi_runtime::ReplyCommand for GuestFstrim {
+    impl ReplyCommand for GuestFstrim {
         type Returns = super::GuestFilesystemTrimResponse;
     }
     /// The `guest-suspend-disk` command.
@@ -2433,11 +2435,11 @@ pub mod commands {
     /// Offered by guests where `{'any': ['CONFIG_LINUX', 'CONFIG_WIN32']}` holds.
     #[derive(Clone, Copy, Debug)]
     pub struct GuestSuspendDisk;
-    impl ::qapi_runtime::Command for GuestSuspendDisk {
-        const INFO: &'static ::qapi_runtime::CommandInfo = &super::COMMANDS[18usize];
+    impl Command for GuestSuspendDisk {
+        const INFO: &'static CommandInfo = &super::COMMANDS[18usize];
         type Args = ::qapi_runtime::Empty;
     }
-    impl ::qapi_runtime::NoReplyCommand for GuestSuspendDisk {}
+    impl NoReplyCommand for GuestSuspendDisk {}
     /// The `guest-suspend-ram` command.
     ///
     /// Put the guest to sleep, keeping its state in memory.
@@ -2466,11 +2468,11 @@ pub mod commands {
     /// Offered by guests where `{'any': ['CONFIG_LINUX', 'CONFIG_WIN32']}` holds.
     #[derive(Clone, Copy, Debug)]
     pub struct GuestSuspendRam;
-    impl ::qapi_runtime::Command for GuestSuspendRam {
-        const INFO: &'static ::qapi_runtime::CommandInfo = &super::COMMANDS[19usize];
+    impl Command for GuestSuspendRam {
+        const INFO: &'static CommandInfo = &super::COMMANDS[19usize];
         type Args = ::qapi_runtime::Empty;
     }
-    impl ::qapi_runtime::NoReplyCommand for GuestSuspendRam {}
+    impl NoReplyCommand for GuestSuspendRam {}
     /// The `guest-suspend-hybrid` command.
     ///
     /// Write the guest state to disk, then put the guest to sleep with its
@@ -2500,11 +2502,11 @@ pub mod commands {
     /// Offered by guests where `CONFIG_LINUX` holds.
     #[derive(Clone, Copy, Debug)]
     pub struct GuestSuspendHybrid;
-    impl ::qapi_runtime::Command for GuestSuspendHybrid {
-        const INFO: &'static ::qapi_runtime::CommandInfo = &super::COMMANDS[20usize];
+    impl Command for GuestSuspendHybrid {
+        const INFO: &'static CommandInfo = &super::COMMANDS[20usize];
         type Args = ::qapi_runtime::Empty;
     }
-    impl ::qapi_runtime::NoReplyCommand for GuestSuspendHybrid {}
+    impl NoReplyCommand for GuestSuspendHybrid {}
     /// The `guest-network-get-interfaces` command.
     ///
     /// List the guest's network interfaces with their hardware addresses,
@@ -2515,12 +2517,12 @@ pub mod commands {
     /// Offered by guests where `{'any': ['CONFIG_WIN32', 'HAVE_GETIFADDRS']}` holds.
     #[derive(Clone, Copy, Debug)]
     pub struct GuestNetworkGetInterfaces;
-    impl ::qapi_runtime::Command for GuestNetworkGetInterfaces {
-        const INFO: &'static ::qapi_runtime::CommandInfo = &super::COMMANDS[21usize];
+    impl Command for GuestNetworkGetInterfaces {
+        const INFO: &'static CommandInfo = &super::COMMANDS[21usize];
         type Args = ::qapi_runtime::Empty;
     }
-    impl ::qapi_runtime::ReplyCommand for GuestNetworkGetInterfaces {
-        type Returns = ::std::vec::Vec<super::GuestNetworkInterface>;
+    impl ReplyCommand for GuestNetworkGetInterfaces {
+        type Returns = Vec<super::GuestNetworkInterface>;
     }
     /// The `guest-get-vcpus` command.
     ///
@@ -2534,12 +2536,12 @@ pub mod commands {
     /// Offered by guests where `{'any': ['CONFIG_LINUX', 'CONFIG_WIN32']}` holds.
     #[derive(Clone, Copy, Debug)]
     pub struct GuestGetVcpus;
-    impl ::qapi_runtime::Command for GuestGetVcpus {
-        const INFO: &'static ::qapi_runtime::CommandInfo = &super::COMMANDS[22usize];
+    impl Command for GuestGetVcpus {
+        const INFO: &'static CommandInfo = &super::COMMANDS[22usize];
         type Args = ::qapi_runtime::Empty;
     }
-    impl ::qapi_runtime::ReplyCommand for GuestGetVcpus {
-        type Returns = ::std::vec::Vec<super::GuestLogicalProcessor>;
+    impl ReplyCommand for GuestGetVcpus {
+        type Returns = Vec<super::GuestLogicalProcessor>;
     }
     /// The `guest-set-vcpus` command.
     ///
@@ -2561,11 +2563,11 @@ pub mod commands {
     /// Offered by guests where `CONFIG_LINUX` holds.
     #[derive(Clone, Copy, Debug)]
     pub struct GuestSetVcpus;
-    impl ::qapi_runtime::Command for GuestSetVcpus {
-        const INFO: &'static ::qapi_runtime::CommandInfo = &super::COMMANDS[23usize];
+    impl Command for GuestSetVcpus {
+        const INFO: &'static CommandInfo = &super::COMMANDS[23usize];
         type Args = super::GuestSetVcpusArgs;
     }
-    impl ::qapi_runtime::ReplyCommand for GuestSetVcpus {
+    impl ReplyCommand for GuestSetVcpus {
         type Returns = i64;
     }
     /// The `guest-get-disks` command.
@@ -2582,12 +2584,12 @@ pub mod commands {
     /// Offered by guests where `{'any': ['CONFIG_WIN32', 'CONFIG_LIBUDEV']}` holds.
     #[derive(Clone, Copy, Debug)]
     pub struct GuestGetDisks;
-    impl ::qapi_runtime::Command for GuestGetDisks {
-        const INFO: &'static ::qapi_runtime::CommandInfo = &super::COMMANDS[24usize];
+    impl Command for GuestGetDisks {
+        const INFO: &'static CommandInfo = &super::COMMANDS[24usize];
         type Args = ::qapi_runtime::Empty;
     }
-    impl ::qapi_runtime::ReplyCommand for GuestGetDisks {
-        type Returns = ::std::vec::Vec<super::GuestDiskInfo>;
+    impl ReplyCommand for GuestGetDisks {
+        type Returns = Vec<super::GuestDiskInfo>;
     }
     /// The `guest-get-fsinfo` command.
     ///
@@ -2602,12 +2604,12 @@ pub mod commands {
     /// Offered by guests where `{'any': ['CONFIG_WIN32', 'CONFIG_LINUX']}` holds.
     #[derive(Clone, Copy, Debug)]
     pub struct GuestGetFsinfo;
-    impl ::qapi_runtime::Command for GuestGetFsinfo {
-        const INFO: &'static ::qapi_runtime::CommandInfo = &super::COMMANDS[25usize];
+    impl Command for GuestGetFsinfo {
+        const INFO: &'static CommandInfo = &super::COMMANDS[25usize];
         type Args = ::qapi_runtime::Empty;
     }
-    impl ::qapi_runtime::ReplyCommand for GuestGetFsinfo {
-        type Returns = ::std::vec::Vec<super::GuestFilesystemInfo>;
+    impl ReplyCommand for GuestGetFsinfo {
+        type Returns = Vec<super::GuestFilesystemInfo>;
     }
     /// The `guest-set-user-password` command.
     ///
@@ -2627,11 +2629,11 @@ pub mod commands {
     /// Offered by guests where `{'any': ['CONFIG_WIN32', 'CONFIG_LINUX', 'CONFIG_FREEBSD']}` holds.
     #[derive(Clone, Copy, Debug)]
     pub struct GuestSetUserPassword;
-    impl ::qapi_runtime::Command for GuestSetUserPassword {
-        const INFO: &'static ::qapi_runtime::CommandInfo = &super::COMMANDS[26usize];
+    impl Command for GuestSetUserPassword {
+        const INFO: &'static CommandInfo = &super::COMMANDS[26usize];
         type Args = super::GuestSetUserPasswordArgs;
     }
-    impl ::qapi_runtime::ReplyCommand for GuestSetUserPassword {
+    impl ReplyCommand for GuestSetUserPassword {
         type Returns = ::qapi_runtime::Empty;
     }
     /// The `guest-get-memory-blocks` command.
@@ -2646,12 +2648,12 @@ pub mod commands {
     /// Offered by guests where `CONFIG_LINUX` holds.
     #[derive(Clone, Copy, Debug)]
     pub struct GuestGetMemoryBlocks;
-    impl ::qapi_runtime::Command for GuestGetMemoryBlocks {
-        const INFO: &'static ::qapi_runtime::CommandInfo = &super::COMMANDS[27usize];
+    impl Command for GuestGetMemoryBlocks {
+        const INFO: &'static CommandInfo = &super::COMMANDS[27usize];
         type Args = ::qapi_runtime::Empty;
     }
-    impl ::qapi_runtime::ReplyCommand for GuestGetMemoryBlocks {
-        type Returns = ::std::vec::Vec<super::GuestMemoryBlock>;
+    impl ReplyCommand for GuestGetMemoryBlocks {
+        type Returns = Vec<super::GuestMemoryBlock>;
     }
     /// The `guest-set-memory-blocks` command.
     ///
@@ -2666,12 +2668,12 @@ pub mod commands {
     /// Offered by guests where `CONFIG_LINUX` holds.
     #[derive(Clone, Copy, Debug)]
     pub struct GuestSetMemoryBlocks;
-    impl ::qapi_runtime::Command for GuestSetMemoryBlocks {
-        const INFO: &'static ::qapi_runtime::CommandInfo = &super::COMMANDS[28usize];
+    impl Command for GuestSetMemoryBlocks {
+        const INFO: &'static CommandInfo = &super::COMMANDS[28usize];
         type Args = super::GuestSetMemoryBlocksArgs;
     }
-    impl ::qapi_runtime::ReplyCommand for GuestSetMemoryBlocks {
-        type Returns = ::std::vec::Vec<super::GuestMemoryBlockResponse>;
+    impl ReplyCommand for GuestSetMemoryBlocks {
+        type Returns = Vec<super::GuestMemoryBlockResponse>;
     }
     /// The `guest-get-memory-block-info` command.
     ///
@@ -2682,11 +2684,11 @@ pub mod commands {
     /// Offered by guests where `CONFIG_LINUX` holds.
     #[derive(Clone, Copy, Debug)]
     pub struct GuestGetMemoryBlockInfo;
-    impl ::qapi_runtime::Command for GuestGetMemoryBlockInfo {
-        const INFO: &'static ::qapi_runtime::CommandInfo = &super::COMMANDS[29usize];
+    impl Command for GuestGetMemoryBlockInfo {
+        const INFO: &'static CommandInfo = &super::COMMANDS[29usize];
         type Args = ::qapi_runtime::Empty;
     }
-    impl ::qapi_runtime::ReplyCommand for GuestGetMemoryBlockInfo {
+    impl ReplyCommand for GuestGetMemoryBlockInfo {
         type Returns = super::GuestMemoryBlockInfo;
     }
     /// The `guest-exec-status` command.
@@ -2698,11 +2700,11 @@ pub mod commands {
     /// Since: 2.5
     #[derive(Clone, Copy, Debug)]
     pub struct GuestExecStatus;
-    impl ::qapi_runtime::Command for GuestExecStatus {
-        const INFO: &'static ::qapi_runtime::CommandInfo = &super::COMMANDS[30usize];
+    impl Command for GuestExecStatus {
+        const INFO: &'static CommandInfo = &super::COMMANDS[30usize];
         type Args = super::GuestExecStatusArgs;
     }
-    impl ::qapi_runtime::ReplyCommand for GuestExecStatus {
+    impl ReplyCommand for GuestExecStatus {
         type Returns = super::GuestExecStatus;
     }
     /// The `guest-exec` command.
@@ -2715,11 +2717,11 @@ pub mod commands {
     /// Since: 2.5
     #[derive(Clone, Copy, Debug)]
     pub struct GuestExec;
-    impl ::qapi_runtime::Command for GuestExec {
-        const INFO: &'static ::qapi_runtime::CommandInfo = &super::COMMANDS[31usize];
+    impl Command for GuestExec {
+        const INFO: &'static CommandInfo = &super::COMMANDS[31usize];
         type Args = super::GuestExecArgs;
     }
-    impl ::qapi_runtime::ReplyCommand for GuestExec {
+    impl ReplyCommand for GuestExec {
         type Returns = super::GuestExec;
     }
     /// The `guest-get-host-name` command.
@@ -2736,11 +2738,11 @@ pub mod commands {
     /// Since: 2.10
     #[derive(Clone, Copy, Debug)]
     pub struct GuestGetHostName;
-    impl ::qapi_runtime::Command for GuestGetHostName {
-        const INFO: &'static ::qapi_runtime::CommandInfo = &super::COMMANDS[32usize];
+    impl Command for GuestGetHostName {
+        const INFO: &'static CommandInfo = &super::COMMANDS[32usize];
         type Args = ::qapi_runtime::Empty;
     }
-    impl ::qapi_runtime::ReplyCommand for GuestGetHostName {
+    impl ReplyCommand for GuestGetHostName {
         type Returns = super::GuestHostName;
     }
     /// The `guest-get-users` command.
@@ -2754,12 +2756,12 @@ pub mod commands {
     /// Offered by guests where `{'any': ['CONFIG_WIN32', 'HAVE_UTMPX']}` holds.
     #[derive(Clone, Copy, Debug)]
     pub struct GuestGetUsers;
-    impl ::qapi_runtime::Command for GuestGetUsers {
-        const INFO: &'static ::qapi_runtime::CommandInfo = &super::COMMANDS[33usize];
+    impl Command for GuestGetUsers {
+        const INFO: &'static CommandInfo = &super::COMMANDS[33usize];
         type Args = ::qapi_runtime::Empty;
     }
-    impl ::qapi_runtime::ReplyCommand for GuestGetUsers {
-        type Returns = ::std::vec::Vec<super::GuestUser>;
+    impl ReplyCommand for GuestGetUsers {
+        type Returns = Vec<super::GuestUser>;
     }
     /// The `guest-get-timezone` command.
     ///
@@ -2768,11 +2770,11 @@ pub mod commands {
     /// Since: 2.10
     #[derive(Clone, Copy, Debug)]
     pub struct GuestGetTimezone;
-    impl ::qapi_runtime::Command for GuestGetTimezone {
-        const INFO: &'static ::qapi_runtime::CommandInfo = &super::COMMANDS[34usize];
+    impl Command for GuestGetTimezone {
+        const INFO: &'static CommandInfo = &super::COMMANDS[34usize];
         type Args = ::qapi_runtime::Empty;
     }
-    impl ::qapi_runtime::ReplyCommand for GuestGetTimezone {
+    impl ReplyCommand for GuestGetTimezone {
         type Returns = super::GuestTimezone;
     }
     /// The `guest-get-osinfo` command.
@@ -2782,11 +2784,11 @@ pub mod commands {
     /// Since: 2.10
     #[derive(Clone, Copy, Debug)]
     pub struct GuestGetOsinfo;
-    impl ::qapi_runtime::Command for GuestGetOsinfo {
-        const INFO: &'static ::qapi_runtime::CommandInfo = &super::COMMANDS[35usize];
+    impl Command for GuestGetOsinfo {
+        const INFO: &'static CommandInfo = &super::COMMANDS[35usize];
         type Args = ::qapi_runtime::Empty;
     }
-    impl ::qapi_runtime::ReplyCommand for GuestGetOsinfo {
+    impl ReplyCommand for GuestGetOsinfo {
         type Returns = super::GuestOsInfo;
     }
     /// The `guest-get-devices` command.
@@ -2798,12 +2800,12 @@ pub mod commands {
     /// Offered by guests where `CONFIG_WIN32` holds.
     #[derive(Clone, Copy, Debug)]
     pub struct GuestGetDevices;
-    impl ::qapi_runtime::Command for GuestGetDevices {
-        const INFO: &'static ::qapi_runtime::CommandInfo = &super::COMMANDS[36usize];
+    impl Command for GuestGetDevices {
+        const INFO: &'static CommandInfo = &super::COMMANDS[36usize];
         type Args = ::qapi_runtime::Empty;
     }
-    impl ::qapi_runtime::ReplyCommand for GuestGetDevices {
-        type Returns = ::std::vec::Vec<super::GuestDeviceInfo>;
+    impl ReplyCommand for GuestGetDevices {
+        type Returns = Vec<super::GuestDeviceInfo>;
     }
     /// The `guest-ssh-get-authorized-keys` command.
     ///
@@ -2813,11 +2815,11 @@ pub mod commands {
     /// Since: 5.2
     #[derive(Clone, Copy, Debug)]
     pub struct GuestSshGetAuthorizedKeys;
-    impl ::qapi_runtime::Command for GuestSshGetAuthorizedKeys {
-        const INFO: &'static ::qapi_runtime::CommandInfo = &super::COMMANDS[37usize];
+    impl Command for GuestSshGetAuthorizedKeys {
+        const INFO: &'static CommandInfo = &super::COMMANDS[37usize];
         type Args = super::GuestSshGetAuthorizedKeysArgs;
     }
-    impl ::qapi_runtime::ReplyCommand for GuestSshGetAuthorizedKeys {
+    impl ReplyCommand for GuestSshGetAuthorizedKeys {
         type Returns = super::GuestAuthorizedKeys;
     }
     /// The `guest-ssh-add-authorized-keys` command.
@@ -2828,11 +2830,11 @@ pub mod commands {
     /// Since: 5.2
     #[derive(Clone, Copy, Debug)]
     pub struct GuestSshAddAuthorizedKeys;
-    impl ::qapi_runtime::Command for GuestSshAddAuthorizedKeys {
-        const INFO: &'static ::qapi_runtime::CommandInfo = &super::COMMANDS[38usize];
+    impl Command for GuestSshAddAuthorizedKeys {
+        const INFO: &'static CommandInfo = &super::COMMANDS[38usize];
         type Args = super::GuestSshAddAuthorizedKeysArgs;
     }
-    impl ::qapi_runtime::ReplyCommand for GuestSshAddAuthorizedKeys {
+    impl ReplyCommand for GuestSshAddAuthorizedKeys {
         type Returns = ::qapi_runtime::Empty;
     }
     /// The `guest-ssh-remove-authorized-keys` command.
@@ -2844,11 +2846,11 @@ pub mod commands {
     /// Since: 5.2
     #[derive(Clone, Copy, Debug)]
     pub struct GuestSshRemoveAuthorizedKeys;
-    impl ::qapi_runtime::Command for GuestSshRemoveAuthorizedKeys {
-        const INFO: &'static ::qapi_runtime::CommandInfo = &super::COMMANDS[39usize];
+    impl Command for GuestSshRemoveAuthorizedKeys {
+        const INFO: &'static CommandInfo = &super::COMMANDS[39usize];
         type Args = super::GuestSshRemoveAuthorizedKeysArgs;
     }
-    impl ::qapi_runtime::ReplyCommand for GuestSshRemoveAuthorizedKeys {
+    impl ReplyCommand for GuestSshRemoveAuthorizedKeys {
         type Returns = ::qapi_runtime::Empty;
     }
     /// The `guest-get-diskstats` command.
@@ -2862,12 +2864,12 @@ pub mod commands {
     /// Offered by guests where `CONFIG_LINUX` holds.
     #[derive(Clone, Copy, Debug)]
     pub struct GuestGetDiskstats;
-    impl ::qapi_runtime::Command for GuestGetDiskstats {
-        const INFO: &'static ::qapi_runtime::CommandInfo = &super::COMMANDS[40usize];
+    impl Command for GuestGetDiskstats {
+        const INFO: &'static CommandInfo = &super::COMMANDS[40usize];
         type Args = ::qapi_runtime::Empty;
     }
-    impl ::qapi_runtime::ReplyCommand for GuestGetDiskstats {
-        type Returns = ::std::vec::Vec<super::GuestDiskStatsInfo>;
+    impl ReplyCommand for GuestGetDiskstats {
+        type Returns = Vec<super::GuestDiskStatsInfo>;
     }
     /// The `guest-get-cpustats` command.
     ///
@@ -2880,12 +2882,12 @@ pub mod commands {
     /// Offered by guests where `CONFIG_LINUX` holds.
     #[derive(Clone, Copy, Debug)]
     pub struct GuestGetCpustats;
-    impl ::qapi_runtime::Command for GuestGetCpustats {
-        const INFO: &'static ::qapi_runtime::CommandInfo = &super::COMMANDS[41usize];
+    impl Command for GuestGetCpustats {
+        const INFO: &'static CommandInfo = &super::COMMANDS[41usize];
         type Args = ::qapi_runtime::Empty;
     }
-    impl ::qapi_runtime::ReplyCommand for GuestGetCpustats {
-        type Returns = ::std::vec::Vec<super::GuestCpuStats>;
+    impl ReplyCommand for GuestGetCpustats {
+        type Returns = Vec<super::GuestCpuStats>;
     }
     /// The `guest-get-load` command.
     ///
@@ -2903,11 +2905,11 @@ pub mod commands {
     /// Offered by guests where `{'any': ['CONFIG_WIN32', 'CONFIG_GETLOADAVG']}` holds.
     #[derive(Clone, Copy, Debug)]
     pub struct GuestGetLoad;
-    impl ::qapi_runtime::Command for GuestGetLoad {
-        const INFO: &'static ::qapi_runtime::CommandInfo = &super::COMMANDS[42usize];
+    impl Command for GuestGetLoad {
+        const INFO: &'static CommandInfo = &super::COMMANDS[42usize];
         type Args = ::qapi_runtime::Empty;
     }
-    impl ::qapi_runtime::ReplyCommand for GuestGetLoad {
+    impl ReplyCommand for GuestGetLoad {
         type Returns = super::GuestLoadAverage;
     }
     /// The `guest-network-get-route` command.
@@ -2921,44 +2923,39 @@ pub mod commands {
     /// Offered by guests where `CONFIG_LINUX` holds.
     #[derive(Clone, Copy, Debug)]
     pub struct GuestNetworkGetRoute;
-    impl ::qapi_runtime::Command for GuestNetworkGetRoute {
-        const INFO: &'static ::qapi_runtime::CommandInfo = &super::COMMANDS[43usize];
+    impl Command for GuestNetworkGetRoute {
+        const INFO: &'static CommandInfo = &super::COMMANDS[43usize];
         type Args = ::qapi_runtime::Empty;
     }
-    impl ::qapi_runtime::ReplyCommand for GuestNetworkGetRoute {
-        type Returns = ::std::vec::Vec<super::GuestNetworkRoute>;
+    impl ReplyCommand for GuestNetworkGetRoute {
+        type Returns = Vec<super::GuestNetworkRoute>;
     }
 }
 /// Type descriptors for checking arguments; used by the dispatcher.
 #[doc(hidden)]
 pub mod desc {
-    #[allow(unused_imports)]
-    use ::qapi_runtime::desc as builtin;
-    #[allow(unused_imports)]
-    use ::qapi_runtime::desc::{
-        AlternateDesc, BranchesDesc, MemberDesc, ObjectDesc, TypeDesc,
-    };
+    use ::qapi_runtime::desc::*;
     pub static GUEST_SYNC_DELIMITED_ARGS_MEMBERS: ObjectDesc = ObjectDesc::new(
-        &[MemberDesc::required("id", &builtin::INT64)],
+        &[required("id", &INT64)],
     );
     pub static GUEST_SYNC_DELIMITED_ARGS: TypeDesc = TypeDesc::Object(
         &GUEST_SYNC_DELIMITED_ARGS_MEMBERS,
     );
     pub static GUEST_SYNC_ARGS_MEMBERS: ObjectDesc = ObjectDesc::new(
-        &[MemberDesc::required("id", &builtin::INT64)],
+        &[required("id", &INT64)],
     );
     pub static GUEST_SYNC_ARGS: TypeDesc = TypeDesc::Object(&GUEST_SYNC_ARGS_MEMBERS);
     pub static GUEST_SET_TIME_ARGS_MEMBERS: ObjectDesc = ObjectDesc::new(
-        &[MemberDesc::optional("time", &builtin::INT64)],
+        &[optional("time", &INT64)],
     );
     pub static GUEST_SET_TIME_ARGS: TypeDesc = TypeDesc::Object(
         &GUEST_SET_TIME_ARGS_MEMBERS,
     );
     pub static GUEST_AGENT_COMMAND_INFO_MEMBERS: ObjectDesc = ObjectDesc::new(
         &[
-            MemberDesc::required("name", &builtin::STR),
-            MemberDesc::required("enabled", &builtin::BOOL),
-            MemberDesc::required("success-response", &builtin::BOOL),
+            required("name", &STR),
+            required("enabled", &BOOL),
+            required("success-response", &BOOL),
         ],
     );
     pub static GUEST_AGENT_COMMAND_INFO: TypeDesc = TypeDesc::Object(
@@ -2966,122 +2963,106 @@ pub mod desc {
     );
     pub static GUEST_AGENT_INFO_MEMBERS: ObjectDesc = ObjectDesc::new(
         &[
-            MemberDesc::required("version", &builtin::STR),
-            MemberDesc::required("supported_commands", &GUEST_AGENT_COMMAND_INFO_LIST),
+            required("version", &STR),
+            required("supported_commands", &GUEST_AGENT_COMMAND_INFO_LIST),
         ],
     );
     pub static GUEST_AGENT_INFO: TypeDesc = TypeDesc::Object(&GUEST_AGENT_INFO_MEMBERS);
     pub static GUEST_SHUTDOWN_ARGS_MEMBERS: ObjectDesc = ObjectDesc::new(
-        &[MemberDesc::optional("mode", &builtin::STR)],
+        &[optional("mode", &STR)],
     );
     pub static GUEST_SHUTDOWN_ARGS: TypeDesc = TypeDesc::Object(
         &GUEST_SHUTDOWN_ARGS_MEMBERS,
     );
     pub static GUEST_FILE_OPEN_ARGS_MEMBERS: ObjectDesc = ObjectDesc::new(
-        &[
-            MemberDesc::required("path", &builtin::STR),
-            MemberDesc::optional("mode", &builtin::STR),
-        ],
+        &[required("path", &STR), optional("mode", &STR)],
     );
     pub static GUEST_FILE_OPEN_ARGS: TypeDesc = TypeDesc::Object(
         &GUEST_FILE_OPEN_ARGS_MEMBERS,
     );
     pub static GUEST_FILE_CLOSE_ARGS_MEMBERS: ObjectDesc = ObjectDesc::new(
-        &[MemberDesc::required("handle", &builtin::INT64)],
+        &[required("handle", &INT64)],
     );
     pub static GUEST_FILE_CLOSE_ARGS: TypeDesc = TypeDesc::Object(
         &GUEST_FILE_CLOSE_ARGS_MEMBERS,
     );
     pub static GUEST_FILE_READ_MEMBERS: ObjectDesc = ObjectDesc::new(
-        &[
-            MemberDesc::required("count", &builtin::INT64),
-            MemberDesc::required("buf-b64", &builtin::STR),
-            MemberDesc::required("eof", &builtin::BOOL),
-        ],
+        &[required("count", &INT64), required("buf-b64", &STR), required("eof", &BOOL)],
     );
     pub static GUEST_FILE_READ: TypeDesc = TypeDesc::Object(&GUEST_FILE_READ_MEMBERS);
     pub static GUEST_FILE_READ_ARGS_MEMBERS: ObjectDesc = ObjectDesc::new(
-        &[
-            MemberDesc::required("handle", &builtin::INT64),
-            MemberDesc::optional("count", &builtin::INT64),
-        ],
+        &[required("handle", &INT64), optional("count", &INT64)],
     );
     pub static GUEST_FILE_READ_ARGS: TypeDesc = TypeDesc::Object(
         &GUEST_FILE_READ_ARGS_MEMBERS,
     );
     pub static GUEST_FILE_WRITE_MEMBERS: ObjectDesc = ObjectDesc::new(
-        &[
-            MemberDesc::required("count", &builtin::INT64),
-            MemberDesc::required("eof", &builtin::BOOL),
-        ],
+        &[required("count", &INT64), required("eof", &BOOL)],
     );
     pub static GUEST_FILE_WRITE: TypeDesc = TypeDesc::Object(&GUEST_FILE_WRITE_MEMBERS);
     pub static GUEST_FILE_WRITE_ARGS_MEMBERS: ObjectDesc = ObjectDesc::new(
         &[
-            MemberDesc::required("handle", &builtin::INT64),
-            MemberDesc::required("buf-b64", &builtin::STR),
-            MemberDesc::optional("count", &builtin::INT64),
+            required("handle", &INT64),
+            required("buf-b64", &STR),
+            optional("count", &INT64),
         ],
     );
     pub static GUEST_FILE_WRITE_ARGS: TypeDesc = TypeDesc::Object(
         &GUEST_FILE_WRITE_ARGS_MEMBERS,
     );
     pub static GUEST_FILE_SEEK_MEMBERS: ObjectDesc = ObjectDesc::new(
-        &[
-            MemberDesc::required("position", &builtin::INT64),
-            MemberDesc::required("eof", &builtin::BOOL),
-        ],
+        &[required("position", &INT64), required("eof", &BOOL)],
     );
     pub static GUEST_FILE_SEEK: TypeDesc = TypeDesc::Object(&GUEST_FILE_SEEK_MEMBERS);
     pub static QGA_SEEK: TypeDesc = TypeDesc::Enum(&["set", "cur", "end"]);
     pub static GUEST_FILE_WHENCE: TypeDesc = TypeDesc::Alternate(
         &AlternateDesc {
             name: "GuestFileWhence",
-            cases: &[&builtin::INT64, &QGA_SEEK],
+            cases: &[&INT64, &QGA_SEEK],
         },
     );
     pub static GUEST_FILE_SEEK_ARGS_MEMBERS: ObjectDesc = ObjectDesc::new(
         &[
-            MemberDesc::required("handle", &builtin::INT64),
-            MemberDesc::required("offset", &builtin::INT64),
-            MemberDesc::required("whence", &GUEST_FILE_WHENCE),
+            required("handle", &INT64),
+            required("offset", &INT64),
+            required("whence", &GUEST_FILE_WHENCE),
         ],
     );
     pub static GUEST_FILE_SEEK_ARGS: TypeDesc = TypeDesc::Object(
         &GUEST_FILE_SEEK_ARGS_MEMBERS,
     );
     pub static GUEST_FILE_FLUSH_ARGS_MEMBERS: ObjectDesc = ObjectDesc::new(
-        &[MemberDesc::required("handle", &builtin::INT64)],
+        &[required("handle", &INT64)],
     );
     pub static GUEST_FILE_FLUSH_ARGS: TypeDesc = TypeDesc::Object(
         &GUEST_FILE_FLUSH_ARGS_MEMBERS,
     );
     pub static GUEST_FSFREEZE_STATUS: TypeDesc = TypeDesc::Enum(&["thawed", "frozen"]);
     pub static GUEST_FSFREEZE_FREEZE_LIST_ARGS_MEMBERS: ObjectDesc = ObjectDesc::new(
-        &[MemberDesc::optional("mountpoints", &STR_LIST)],
+        &[optional("mountpoints", &STR_LIST)],
     );
     pub static GUEST_FSFREEZE_FREEZE_LIST_ARGS: TypeDesc = TypeDesc::Object(
         &GUEST_FSFREEZE_FREEZE_LIST_ARGS_MEMBERS,
     );
     pub static GUEST_FILESYSTEM_TRIM_RESULT_MEMBERS: ObjectDesc = ObjectDesc::new(
         &[
-            MemberDesc::required("path", &builtin::STR),
-            MemberDesc::optional("trimmed", &builtin::INT64),
-            MemberDesc::optional("minimum", &builtin::INT64),
-            MemberDesc::optional("error", &builtin::STR),
+            required("path", &STR),
+            optional("trimmed", &INT64),
+            optional("minimum", &INT64),
+            optional("error", &STR),
         ],
     );
     pub static GUEST_FILESYSTEM_TRIM_RESULT: TypeDesc = TypeDesc::Object(
         &GUEST_FILESYSTEM_TRIM_RESULT_MEMBERS,
     );
     pub static GUEST_FILESYSTEM_TRIM_RESPONSE_MEMBERS: ObjectDesc = ObjectDesc::new(
-        &[MemberDesc::required("paths", &GUEST_FILESYSTEM_TRIM_RESULT_LIST)],
+        &[required("paths", &GUEST_FILESYSTEM_TRIM_RESULT_LIST)],
     );
     pub static GUEST_FILESYSTEM_TRIM_RESPONSE: TypeDesc = TypeDesc::Object(
         &GUEST_FILESYSTEM_TRIM_RESPONSE_MEMBERS,
     );
     pub static GUEST_FSTRIM_ARGS_MEMBERS: ObjectDesc = ObjectDesc::new(
-        &[MemberDesc::optional("minimum", &builtin::INT64)],
+        &[optional("minimum", &INT64)],
     );
     pub static GUEST_FSTRIM_ARGS: TypeDesc = TypeDesc::Object(
         &GUEST_FSTRIM_ARGS_MEMBERS,
@@ -3089,22 +3070,22 @@ pub mod desc {
     pub static GUEST_IP_ADDRESS_TYPE: TypeDesc = TypeDesc::Enum(&["ipv4", "ipv6"]);
     pub static GUEST_IP_ADDRESS_MEMBERS: ObjectDesc = ObjectDesc::new(
         &[
-            MemberDesc::required("ip-address", &builtin::STR),
-            MemberDesc::required("ip-address-type", &GUEST_IP_ADDRESS_TYPE),
-            MemberDesc::required("prefix", &builtin::INT64),
+            required("ip-address", &STR),
+            required("ip-address-type", &GUEST_IP_ADDRESS_TYPE),
+            required("prefix", &INT64),
         ],
     );
     pub static GUEST_IP_ADDRESS: TypeDesc = TypeDesc::Object(&GUEST_IP_ADDRESS_MEMBERS);
     pub static GUEST_NETWORK_INTERFACE_STAT_MEMBERS: ObjectDesc = ObjectDesc::new(
         &[
-            MemberDesc::required("rx-bytes", &builtin::UINT64),
-            MemberDesc::required("rx-packets", &builtin::UINT64),
-            MemberDesc::required("rx-errs", &builtin::UINT64),
-            MemberDesc::required("rx-dropped", &builtin::UINT64),
-            MemberDesc::required("tx-bytes", &builtin::UINT64),
-            MemberDesc::required("tx-packets", &builtin::UINT64),
-            MemberDesc::required("tx-errs", &builtin::UINT64),
-            MemberDesc::required("tx-dropped", &builtin::UINT64),
+            required("rx-bytes", &UINT64),
+            required("rx-packets", &UINT64),
+            required("rx-errs", &UINT64),
+            required("rx-dropped", &UINT64),
+            required("tx-bytes", &UINT64),
+            required("tx-packets", &UINT64),
+            required("tx-errs", &UINT64),
+            required("tx-dropped", &UINT64),
         ],
     );
     pub static GUEST_NETWORK_INTERFACE_STAT: TypeDesc = TypeDesc::Object(
@@ -3112,10 +3093,10 @@ pub mod desc {
     );
     pub static GUEST_NETWORK_INTERFACE_MEMBERS: ObjectDesc = ObjectDesc::new(
         &[
-            MemberDesc::required("name", &builtin::STR),
-            MemberDesc::optional("hardware-address", &builtin::STR),
-            MemberDesc::optional("ip-addresses", &GUEST_IP_ADDRESS_LIST),
-            MemberDesc::optional("statistics", &GUEST_NETWORK_INTERFACE_STAT),
+            required("name", &STR),
+            optional("hardware-address", &STR),
+            optional("ip-addresses", &GUEST_IP_ADDRESS_LIST),
+            optional("statistics", &GUEST_NETWORK_INTERFACE_STAT),
         ],
     );
     pub static GUEST_NETWORK_INTERFACE: TypeDesc = TypeDesc::Object(
@@ -3123,16 +3104,16 @@ pub mod desc {
     );
     pub static GUEST_LOGICAL_PROCESSOR_MEMBERS: ObjectDesc = ObjectDesc::new(
         &[
-            MemberDesc::required("logical-id", &builtin::INT64),
-            MemberDesc::required("online", &builtin::BOOL),
-            MemberDesc::optional("can-offline", &builtin::BOOL),
+            required("logical-id", &INT64),
+            required("online", &BOOL),
+            optional("can-offline", &BOOL),
         ],
     );
     pub static GUEST_LOGICAL_PROCESSOR: TypeDesc = TypeDesc::Object(
         &GUEST_LOGICAL_PROCESSOR_MEMBERS,
     );
     pub static GUEST_SET_VCPUS_ARGS_MEMBERS: ObjectDesc = ObjectDesc::new(
-        &[MemberDesc::required("vcpus", &GUEST_LOGICAL_PROCESSOR_LIST)],
+        &[required("vcpus", &GUEST_LOGICAL_PROCESSOR_LIST)],
     );
     pub static GUEST_SET_VCPUS_ARGS: TypeDesc = TypeDesc::Object(
         &GUEST_SET_VCPUS_ARGS_MEMBERS,
@@ -3163,10 +3144,10 @@ pub mod desc {
     );
     pub static GUEST_PCI_ADDRESS_MEMBERS: ObjectDesc = ObjectDesc::new(
         &[
-            MemberDesc::required("domain", &builtin::INT64),
-            MemberDesc::required("bus", &builtin::INT64),
-            MemberDesc::required("slot", &builtin::INT64),
-            MemberDesc::required("function", &builtin::INT64),
+            required("domain", &INT64),
+            required("bus", &INT64),
+            required("slot", &INT64),
+            required("function", &INT64),
         ],
     );
     pub static GUEST_PCI_ADDRESS: TypeDesc = TypeDesc::Object(
@@ -3174,10 +3155,10 @@ pub mod desc {
     );
     pub static GUEST_CCW_ADDRESS_MEMBERS: ObjectDesc = ObjectDesc::new(
         &[
-            MemberDesc::required("cssid", &builtin::INT64),
-            MemberDesc::required("ssid", &builtin::INT64),
-            MemberDesc::required("subchno", &builtin::INT64),
-            MemberDesc::required("devno", &builtin::INT64),
+            required("cssid", &INT64),
+            required("ssid", &INT64),
+            required("subchno", &INT64),
+            required("devno", &INT64),
         ],
     );
     pub static GUEST_CCW_ADDRESS: TypeDesc = TypeDesc::Object(
@@ -3185,14 +3166,14 @@ pub mod desc {
     );
     pub static GUEST_DISK_ADDRESS_MEMBERS: ObjectDesc = ObjectDesc::new(
         &[
-            MemberDesc::required("pci-controller", &GUEST_PCI_ADDRESS),
-            MemberDesc::required("bus-type", &GUEST_DISK_BUS_TYPE),
-            MemberDesc::required("bus", &builtin::INT64),
-            MemberDesc::required("target", &builtin::INT64),
-            MemberDesc::required("unit", &builtin::INT64),
-            MemberDesc::optional("serial", &builtin::STR),
-            MemberDesc::optional("dev", &builtin::STR),
-            MemberDesc::optional("ccw-address", &GUEST_CCW_ADDRESS),
+            required("pci-controller", &GUEST_PCI_ADDRESS),
+            required("bus-type", &GUEST_DISK_BUS_TYPE),
+            required("bus", &INT64),
+            required("target", &INT64),
+            required("unit", &INT64),
+            optional("serial", &STR),
+            optional("dev", &STR),
+            optional("ccw-address", &GUEST_CCW_ADDRESS),
         ],
     );
     pub static GUEST_DISK_ADDRESS: TypeDesc = TypeDesc::Object(
@@ -3200,85 +3181,85 @@ pub mod desc {
     );
     pub static GUEST_NV_ME_SMART_MEMBERS: ObjectDesc = ObjectDesc::new(
         &[
-            MemberDesc::required("critical-warning", &builtin::INT64),
-            MemberDesc::required("temperature", &builtin::INT64),
-            MemberDesc::required("available-spare", &builtin::INT64),
-            MemberDesc::required("available-spare-threshold", &builtin::INT64),
-            MemberDesc::required("percentage-used", &builtin::INT64),
-            MemberDesc::required("data-units-read-lo", &builtin::UINT64),
-            MemberDesc::required("data-units-read-hi", &builtin::UINT64),
-            MemberDesc::required("data-units-written-lo", &builtin::UINT64),
-            MemberDesc::required("data-units-written-hi", &builtin::UINT64),
-            MemberDesc::required("host-read-commands-lo", &builtin::UINT64),
-            MemberDesc::required("host-read-commands-hi", &builtin::UINT64),
-            MemberDesc::required("host-write-commands-lo", &builtin::UINT64),
-            MemberDesc::required("host-write-commands-hi", &builtin::UINT64),
-            MemberDesc::required("controller-busy-time-lo", &builtin::UINT64),
-            MemberDesc::required("controller-busy-time-hi", &builtin::UINT64),
-            MemberDesc::required("power-cycles-lo", &builtin::UINT64),
-            MemberDesc::required("power-cycles-hi", &builtin::UINT64),
-            MemberDesc::required("power-on-hours-lo", &builtin::UINT64),
-            MemberDesc::required("power-on-hours-hi", &builtin::UINT64),
-            MemberDesc::required("unsafe-shutdowns-lo", &builtin::UINT64),
-            MemberDesc::required("unsafe-shutdowns-hi", &builtin::UINT64),
-            MemberDesc::required("media-errors-lo", &builtin::UINT64),
-            MemberDesc::required("media-errors-hi", &builtin::UINT64),
-            MemberDesc::required("number-of-error-log-entries-lo", &builtin::UINT64),
-            MemberDesc::required("number-of-error-log-entries-hi", &builtin::UINT64),
+            required("critical-warning", &INT64),
+            required("temperature", &INT64),
+            required("available-spare", &INT64),
+            required("available-spare-threshold", &INT64),
+            required("percentage-used", &INT64),
+            required("data-units-read-lo", &UINT64),
+            required("data-units-read-hi", &UINT64),
+            required("data-units-written-lo", &UINT64),
+            required("data-units-written-hi", &UINT64),
+            required("host-read-commands-lo", &UINT64),
+            required("host-read-commands-hi", &UINT64),
+            required("host-write-commands-lo", &UINT64),
+            required("host-write-commands-hi", &UINT64),
+            required("controller-busy-time-lo", &UINT64),
+            required("controller-busy-time-hi", &UINT64),
+            required("power-cycles-lo", &UINT64),
+            required("power-cycles-hi", &UINT64),
+            required("power-on-hours-lo", &UINT64),
+            required("power-on-hours-hi", &UINT64),
+            required("unsafe-shutdowns-lo", &UINT64),
+            required("unsafe-shutdowns-hi", &UINT64),
+            required("media-errors-lo", &UINT64),
+            required("media-errors-hi", &UINT64),
+            required("number-of-error-log-entries-lo", &UINT64),
+            required("number-of-error-log-entries-hi", &UINT64),
         ],
     );
     pub static GUEST_NV_ME_SMART: TypeDesc = TypeDesc::Object(
         &GUEST_NV_ME_SMART_MEMBERS,
     );
     pub static GUEST_DISK_SMART_MEMBERS: ObjectDesc = ObjectDesc::union(
-        &[MemberDesc::required("type", &GUEST_DISK_BUS_TYPE)],
+        &[required("type", &GUEST_DISK_BUS_TYPE)],
         &BranchesDesc {
             tag: "type",
             cases: &[
                 ("nvme", &GUEST_NV_ME_SMART_MEMBERS),
-                ("ide", &builtin::NO_MEMBERS),
-                ("fdc", &builtin::NO_MEMBERS),
-                ("scsi", &builtin::NO_MEMBERS),
-                ("virtio", &builtin::NO_MEMBERS),
-                ("xen", &builtin::NO_MEMBERS),
-                ("usb", &builtin::NO_MEMBERS),
-                ("uml", &builtin::NO_MEMBERS),
-                ("sata", &builtin::NO_MEMBERS),
-                ("sd", &builtin::NO_MEMBERS),
-                ("unknown", &builtin::NO_MEMBERS),
-                ("ieee1394", &builtin::NO_MEMBERS),
-                ("ssa", &builtin::NO_MEMBERS),
-                ("fibre", &builtin::NO_MEMBERS),
-                ("raid", &builtin::NO_MEMBERS),
-                ("iscsi", &builtin::NO_MEMBERS),
-                ("sas", &builtin::NO_MEMBERS),
-                ("mmc", &builtin::NO_MEMBERS),
-                ("virtual", &builtin::NO_MEMBERS),
-                ("file-backed-virtual", &builtin::NO_MEMBERS),
+                ("ide", &NO_MEMBERS),
+                ("fdc", &NO_MEMBERS),
+                ("scsi", &NO_MEMBERS),
+                ("virtio", &NO_MEMBERS),
+                ("xen", &NO_MEMBERS),
+                ("usb", &NO_MEMBERS),
+                ("uml", &NO_MEMBERS),
+                ("sata", &NO_MEMBERS),
+                ("sd", &NO_MEMBERS),
+                ("unknown", &NO_MEMBERS),
+                ("ieee1394", &NO_MEMBERS),
+                ("ssa", &NO_MEMBERS),
+                ("fibre", &NO_MEMBERS),
+                ("raid", &NO_MEMBERS),
+                ("iscsi", &NO_MEMBERS),
+                ("sas", &NO_MEMBERS),
+                ("mmc", &NO_MEMBERS),
+                ("virtual", &NO_MEMBERS),
+                ("file-backed-virtual", &NO_MEMBERS),
             ],
         },
     );
     pub static GUEST_DISK_SMART: TypeDesc = TypeDesc::Object(&GUEST_DISK_SMART_MEMBERS);
     pub static GUEST_DISK_INFO_MEMBERS: ObjectDesc = ObjectDesc::new(
         &[
-            MemberDesc::required("name", &builtin::STR),
-            MemberDesc::required("partition", &builtin::BOOL),
-            MemberDesc::optional("dependencies", &STR_LIST),
-            MemberDesc::optional("address", &GUEST_DISK_ADDRESS),
-            MemberDesc::optional("alias", &builtin::STR),
-            MemberDesc::optional("smart", &GUEST_DISK_SMART),
+            required("name", &STR),
+            required("partition", &BOOL),
+            optional("dependencies", &STR_LIST),
+            optional("address", &GUEST_DISK_ADDRESS),
+            optional("alias", &STR),
+            optional("smart", &GUEST_DISK_SMART),
         ],
     );
     pub static GUEST_DISK_INFO: TypeDesc = TypeDesc::Object(&GUEST_DISK_INFO_MEMBERS);
     pub static GUEST_FILESYSTEM_INFO_MEMBERS: ObjectDesc = ObjectDesc::new(
         &[
-            MemberDesc::required("name", &builtin::STR),
-            MemberDesc::required("mountpoint", &builtin::STR),
-            MemberDesc::required("type", &builtin::STR),
-            MemberDesc::optional("used-bytes", &builtin::UINT64),
-            MemberDesc::optional("total-bytes", &builtin::UINT64),
-            MemberDesc::optional("total-bytes-privileged", &builtin::UINT64),
-            MemberDesc::required("disk", &GUEST_DISK_ADDRESS_LIST),
+            required("name", &STR),
+            required("mountpoint", &STR),
+            required("type", &STR),
+            optional("used-bytes", &UINT64),
+            optional("total-bytes", &UINT64),
+            optional("total-bytes-privileged", &UINT64),
+            required("disk", &GUEST_DISK_ADDRESS_LIST),
         ],
     );
     pub static GUEST_FILESYSTEM_INFO: TypeDesc = TypeDesc::Object(
@@ -3286,9 +3267,9 @@ pub mod desc {
     );
     pub static GUEST_SET_USER_PASSWORD_ARGS_MEMBERS: ObjectDesc = ObjectDesc::new(
         &[
-            MemberDesc::required("username", &builtin::STR),
-            MemberDesc::required("password", &builtin::STR),
-            MemberDesc::required("crypted", &builtin::BOOL),
+            required("username", &STR),
+            required("password", &STR),
+            required("crypted", &BOOL),
         ],
     );
     pub static GUEST_SET_USER_PASSWORD_ARGS: TypeDesc = TypeDesc::Object(
@@ -3296,9 +3277,9 @@ pub mod desc {
     );
     pub static GUEST_MEMORY_BLOCK_MEMBERS: ObjectDesc = ObjectDesc::new(
         &[
-            MemberDesc::required("phys-index", &builtin::UINT64),
-            MemberDesc::required("online", &builtin::BOOL),
-            MemberDesc::optional("can-offline", &builtin::BOOL),
+            required("phys-index", &UINT64),
+            required("online", &BOOL),
+            optional("can-offline", &BOOL),
         ],
     );
     pub static GUEST_MEMORY_BLOCK: TypeDesc = TypeDesc::Object(
@@ -3309,48 +3290,48 @@ pub mod desc {
     );
     pub static GUEST_MEMORY_BLOCK_RESPONSE_MEMBERS: ObjectDesc = ObjectDesc::new(
         &[
-            MemberDesc::required("phys-index", &builtin::UINT64),
-            MemberDesc::required("response", &GUEST_MEMORY_BLOCK_RESPONSE_TYPE),
-            MemberDesc::optional("error-code", &builtin::INT64),
+            required("phys-index", &UINT64),
+            required("response", &GUEST_MEMORY_BLOCK_RESPONSE_TYPE),
+            optional("error-code", &INT64),
         ],
     );
     pub static GUEST_MEMORY_BLOCK_RESPONSE: TypeDesc = TypeDesc::Object(
         &GUEST_MEMORY_BLOCK_RESPONSE_MEMBERS,
     );
     pub static GUEST_SET_MEMORY_BLOCKS_ARGS_MEMBERS: ObjectDesc = ObjectDesc::new(
-        &[MemberDesc::required("mem-blks", &GUEST_MEMORY_BLOCK_LIST)],
+        &[required("mem-blks", &GUEST_MEMORY_BLOCK_LIST)],
     );
     pub static GUEST_SET_MEMORY_BLOCKS_ARGS: TypeDesc = TypeDesc::Object(
         &GUEST_SET_MEMORY_BLOCKS_ARGS_MEMBERS,
     );
     pub static GUEST_MEMORY_BLOCK_INFO_MEMBERS: ObjectDesc = ObjectDesc::new(
-        &[MemberDesc::required("size", &builtin::UINT64)],
+        &[required("size", &UINT64)],
     );
     pub static GUEST_MEMORY_BLOCK_INFO: TypeDesc = TypeDesc::Object(
         &GUEST_MEMORY_BLOCK_INFO_MEMBERS,
     );
     pub static GUEST_EXEC_STATUS_MEMBERS: ObjectDesc = ObjectDesc::new(
         &[
-            MemberDesc::required("exited", &builtin::BOOL),
-            MemberDesc::optional("exitcode", &builtin::INT64),
-            MemberDesc::optional("signal", &builtin::INT64),
-            MemberDesc::optional("out-data", &builtin::STR),
-            MemberDesc::optional("err-data", &builtin::STR),
-            MemberDesc::optional("out-truncated", &builtin::BOOL),
-            MemberDesc::optional("err-truncated", &builtin::BOOL),
+            required("exited", &BOOL),
+            optional("exitcode", &INT64),
+            optional("signal", &INT64),
+            optional("out-data", &STR),
+            optional("err-data", &STR),
+            optional("out-truncated", &BOOL),
+            optional("err-truncated", &BOOL),
         ],
     );
     pub static GUEST_EXEC_STATUS: TypeDesc = TypeDesc::Object(
         &GUEST_EXEC_STATUS_MEMBERS,
     );
     pub static GUEST_EXEC_STATUS_ARGS_MEMBERS: ObjectDesc = ObjectDesc::new(
-        &[MemberDesc::required("pid", &builtin::INT64)],
+        &[required("pid", &INT64)],
     );
     pub static GUEST_EXEC_STATUS_ARGS: TypeDesc = TypeDesc::Object(
         &GUEST_EXEC_STATUS_ARGS_MEMBERS,
     );
     pub static GUEST_EXEC_MEMBERS: ObjectDesc = ObjectDesc::new(
-        &[MemberDesc::required("pid", &builtin::INT64)],
+        &[required("pid", &INT64)],
     );
     pub static GUEST_EXEC: TypeDesc = TypeDesc::Object(&GUEST_EXEC_MEMBERS);
     pub static GUEST_EXEC_CAPTURE_OUTPUT_MODE: TypeDesc = TypeDesc::Enum(
@@ -3359,65 +3340,59 @@ pub mod desc {
     pub static GUEST_EXEC_CAPTURE_OUTPUT: TypeDesc = TypeDesc::Alternate(
         &AlternateDesc {
             name: "GuestExecCaptureOutput",
-            cases: &[&builtin::BOOL, &GUEST_EXEC_CAPTURE_OUTPUT_MODE],
+            cases: &[&BOOL, &GUEST_EXEC_CAPTURE_OUTPUT_MODE],
         },
     );
     pub static GUEST_EXEC_ARGS_MEMBERS: ObjectDesc = ObjectDesc::new(
         &[
-            MemberDesc::required("path", &builtin::STR),
-            MemberDesc::optional("arg", &STR_LIST),
-            MemberDesc::optional("env", &STR_LIST),
-            MemberDesc::optional("input-data", &builtin::STR),
-            MemberDesc::optional("capture-output", &GUEST_EXEC_CAPTURE_OUTPUT),
+            required("path", &STR),
+            optional("arg", &STR_LIST),
+            optional("env", &STR_LIST),
+            optional("input-data", &STR),
+            optional("capture-output", &GUEST_EXEC_CAPTURE_OUTPUT),
         ],
     );
     pub static GUEST_EXEC_ARGS: TypeDesc = TypeDesc::Object(&GUEST_EXEC_ARGS_MEMBERS);
     pub static GUEST_HOST_NAME_MEMBERS: ObjectDesc = ObjectDesc::new(
-        &[MemberDesc::required("host-name", &builtin::STR)],
+        &[required("host-name", &STR)],
     );
     pub static GUEST_HOST_NAME: TypeDesc = TypeDesc::Object(&GUEST_HOST_NAME_MEMBERS);
     pub static GUEST_USER_MEMBERS: ObjectDesc = ObjectDesc::new(
         &[
-            MemberDesc::required("user", &builtin::STR),
-            MemberDesc::required("login-time", &builtin::NUMBER),
-            MemberDesc::optional("domain", &builtin::STR),
+            required("user", &STR),
+            required("login-time", &NUMBER),
+            optional("domain", &STR),
         ],
     );
     pub static GUEST_USER: TypeDesc = TypeDesc::Object(&GUEST_USER_MEMBERS);
     pub static GUEST_TIMEZONE_MEMBERS: ObjectDesc = ObjectDesc::new(
-        &[
-            MemberDesc::optional("zone", &builtin::STR),
-            MemberDesc::required("offset", &builtin::INT64),
-        ],
+        &[optional("zone", &STR), required("offset", &INT64)],
     );
     pub static GUEST_TIMEZONE: TypeDesc = TypeDesc::Object(&GUEST_TIMEZONE_MEMBERS);
     pub static GUEST_OS_INFO_MEMBERS: ObjectDesc = ObjectDesc::new(
         &[
-            MemberDesc::optional("kernel-release", &builtin::STR),
-            MemberDesc::optional("kernel-version", &builtin::STR),
-            MemberDesc::optional("machine", &builtin::STR),
-            MemberDesc::optional("id", &builtin::STR),
-            MemberDesc::optional("name", &builtin::STR),
-            MemberDesc::optional("pretty-name", &builtin::STR),
-            MemberDesc::optional("version", &builtin::STR),
-            MemberDesc::optional("version-id", &builtin::STR),
-            MemberDesc::optional("variant", &builtin::STR),
-            MemberDesc::optional("variant-id", &builtin::STR),
+            optional("kernel-release", &STR),
+            optional("kernel-version", &STR),
+            optional("machine", &STR),
+            optional("id", &STR),
+            optional("name", &STR),
+            optional("pretty-name", &STR),
+            optional("version", &STR),
+            optional("version-id", &STR),
+            optional("variant", &STR),
+            optional("variant-id", &STR),
         ],
     );
     pub static GUEST_OS_INFO: TypeDesc = TypeDesc::Object(&GUEST_OS_INFO_MEMBERS);
     pub static GUEST_DEVICE_TYPE: TypeDesc = TypeDesc::Enum(&["pci"]);
     pub static GUEST_DEVICE_ID_PCI_MEMBERS: ObjectDesc = ObjectDesc::new(
-        &[
-            MemberDesc::required("vendor-id", &builtin::UINT16),
-            MemberDesc::required("device-id", &builtin::UINT16),
-        ],
+        &[required("vendor-id", &UINT16), required("device-id", &UINT16)],
     );
     pub static GUEST_DEVICE_ID_PCI: TypeDesc = TypeDesc::Object(
         &GUEST_DEVICE_ID_PCI_MEMBERS,
     );
     pub static GUEST_DEVICE_ID_MEMBERS: ObjectDesc = ObjectDesc::union(
-        &[MemberDesc::required("type", &GUEST_DEVICE_TYPE)],
+        &[required("type", &GUEST_DEVICE_TYPE)],
         &BranchesDesc {
             tag: "type",
             cases: &[("pci", &GUEST_DEVICE_ID_PCI_MEMBERS)],
@@ -3426,74 +3401,71 @@ pub mod desc {
     pub static GUEST_DEVICE_ID: TypeDesc = TypeDesc::Object(&GUEST_DEVICE_ID_MEMBERS);
     pub static GUEST_DEVICE_INFO_MEMBERS: ObjectDesc = ObjectDesc::new(
         &[
-            MemberDesc::required("driver-name", &builtin::STR),
-            MemberDesc::optional("driver-date", &builtin::INT64),
-            MemberDesc::optional("driver-version", &builtin::STR),
-            MemberDesc::optional("id", &GUEST_DEVICE_ID),
+            required("driver-name", &STR),
+            optional("driver-date", &INT64),
+            optional("driver-version", &STR),
+            optional("id", &GUEST_DEVICE_ID),
         ],
     );
     pub static GUEST_DEVICE_INFO: TypeDesc = TypeDesc::Object(
         &GUEST_DEVICE_INFO_MEMBERS,
     );
     pub static GUEST_AUTHORIZED_KEYS_MEMBERS: ObjectDesc = ObjectDesc::new(
-        &[MemberDesc::required("keys", &STR_LIST)],
+        &[required("keys", &STR_LIST)],
     );
     pub static GUEST_AUTHORIZED_KEYS: TypeDesc = TypeDesc::Object(
         &GUEST_AUTHORIZED_KEYS_MEMBERS,
     );
     pub static GUEST_SSH_GET_AUTHORIZED_KEYS_ARGS_MEMBERS: ObjectDesc = ObjectDesc::new(
-        &[MemberDesc::required("username", &builtin::STR)],
+        &[required("username", &STR)],
     );
     pub static GUEST_SSH_GET_AUTHORIZED_KEYS_ARGS: TypeDesc = TypeDesc::Object(
         &GUEST_SSH_GET_AUTHORIZED_KEYS_ARGS_MEMBERS,
     );
     pub static GUEST_SSH_ADD_AUTHORIZED_KEYS_ARGS_MEMBERS: ObjectDesc = ObjectDesc::new(
         &[
-            MemberDesc::required("username", &builtin::STR),
-            MemberDesc::required("keys", &STR_LIST),
-            MemberDesc::optional("reset", &builtin::BOOL),
+            required("username", &STR),
+            required("keys", &STR_LIST),
+            optional("reset", &BOOL),
         ],
     );
     pub static GUEST_SSH_ADD_AUTHORIZED_KEYS_ARGS: TypeDesc = TypeDesc::Object(
         &GUEST_SSH_ADD_AUTHORIZED_KEYS_ARGS_MEMBERS,
     );
     pub static GUEST_SSH_REMOVE_AUTHORIZED_KEYS_ARGS_MEMBERS: ObjectDesc = ObjectDesc::new(
-        &[
-            MemberDesc::required("username", &builtin::STR),
-            MemberDesc::required("keys", &STR_LIST),
-        ],
+        &[required("username", &STR), required("keys", &STR_LIST)],
     );
     pub static GUEST_SSH_REMOVE_AUTHORIZED_KEYS_ARGS: TypeDesc = TypeDesc::Object(
         &GUEST_SSH_REMOVE_AUTHORIZED_KEYS_ARGS_MEMBERS,
     );
     pub static GUEST_DISK_STATS_MEMBERS: ObjectDesc = ObjectDesc::new(
         &[
-            MemberDesc::optional("read-sectors", &builtin::UINT64),
-            MemberDesc::optional("read-ios", &builtin::UINT64),
-            MemberDesc::optional("read-merges", &builtin::UINT64),
-            MemberDesc::optional("write-sectors", &builtin::UINT64),
-            MemberDesc::optional("write-ios", &builtin::UINT64),
-            MemberDesc::optional("write-merges", &builtin::UINT64),
-            MemberDesc::optional("discard-sectors", &builtin::UINT64),
-            MemberDesc::optional("discard-ios", &builtin::UINT64),
-            MemberDesc::optional("discard-merges", &builtin::UINT64),
-            MemberDesc::optional("flush-ios", &builtin::UINT64),
-            MemberDesc::optional("read-ticks", &builtin::UINT64),
-            MemberDesc::optional("write-ticks", &builtin::UINT64),
-            MemberDesc::optional("discard-ticks", &builtin::UINT64),
-            MemberDesc::optional("flush-ticks", &builtin::UINT64),
-            MemberDesc::optional("ios-pgr", &builtin::UINT64),
-            MemberDesc::optional("total-ticks", &builtin::UINT64),
-            MemberDesc::optional("weight-ticks", &builtin::UINT64),
+            optional("read-sectors", &UINT64),
+            optional("read-ios", &UINT64),
+            optional("read-merges", &UINT64),
+            optional("write-sectors", &UINT64),
+            optional("write-ios", &UINT64),
+            optional("write-merges", &UINT64),
+            optional("discard-sectors", &UINT64),
+            optional("discard-ios", &UINT64),
+            optional("discard-merges", &UINT64),
+            optional("flush-ios", &UINT64),
+            optional("read-ticks", &UINT64),
+            optional("write-ticks", &UINT64),
+            optional("discard-ticks", &UINT64),
+            optional("flush-ticks", &UINT64),
+            optional("ios-pgr", &UINT64),
+            optional("total-ticks", &UINT64),
+            optional("weight-ticks", &UINT64),
         ],
     );
     pub static GUEST_DISK_STATS: TypeDesc = TypeDesc::Object(&GUEST_DISK_STATS_MEMBERS);
     pub static GUEST_DISK_STATS_INFO_MEMBERS: ObjectDesc = ObjectDesc::new(
         &[
-            MemberDesc::required("name", &builtin::STR),
-            MemberDesc::required("major", &builtin::UINT64),
-            MemberDesc::required("minor", &builtin::UINT64),
-            MemberDesc::required("stats", &GUEST_DISK_STATS),
+            required("name", &STR),
+            required("major", &UINT64),
+            required("minor", &UINT64),
+            required("stats", &GUEST_DISK_STATS),
         ],
     );
     pub static GUEST_DISK_STATS_INFO: TypeDesc = TypeDesc::Object(
@@ -3502,24 +3474,24 @@ pub mod desc {
     pub static GUEST_CPU_STATS_TYPE: TypeDesc = TypeDesc::Enum(&["linux"]);
     pub static GUEST_LINUX_CPU_STATS_MEMBERS: ObjectDesc = ObjectDesc::new(
         &[
-            MemberDesc::required("cpu", &builtin::INT64),
-            MemberDesc::required("user", &builtin::UINT64),
-            MemberDesc::required("nice", &builtin::UINT64),
-            MemberDesc::required("system", &builtin::UINT64),
-            MemberDesc::required("idle", &builtin::UINT64),
-            MemberDesc::optional("iowait", &builtin::UINT64),
-            MemberDesc::optional("irq", &builtin::UINT64),
-            MemberDesc::optional("softirq", &builtin::UINT64),
-            MemberDesc::optional("steal", &builtin::UINT64),
-            MemberDesc::optional("guest", &builtin::UINT64),
-            MemberDesc::optional("guestnice", &builtin::UINT64),
+            required("cpu", &INT64),
+            required("user", &UINT64),
+            required("nice", &UINT64),
+            required("system", &UINT64),
+            required("idle", &UINT64),
+            optional("iowait", &UINT64),
+            optional("irq", &UINT64),
+            optional("softirq", &UINT64),
+            optional("steal", &UINT64),
+            optional("guest", &UINT64),
+            optional("guestnice", &UINT64),
         ],
     );
     pub static GUEST_LINUX_CPU_STATS: TypeDesc = TypeDesc::Object(
         &GUEST_LINUX_CPU_STATS_MEMBERS,
     );
     pub static GUEST_CPU_STATS_MEMBERS: ObjectDesc = ObjectDesc::union(
-        &[MemberDesc::required("type", &GUEST_CPU_STATS_TYPE)],
+        &[required("type", &GUEST_CPU_STATS_TYPE)],
         &BranchesDesc {
             tag: "type",
             cases: &[("linux", &GUEST_LINUX_CPU_STATS_MEMBERS)],
@@ -3528,9 +3500,9 @@ pub mod desc {
     pub static GUEST_CPU_STATS: TypeDesc = TypeDesc::Object(&GUEST_CPU_STATS_MEMBERS);
     pub static GUEST_LOAD_AVERAGE_MEMBERS: ObjectDesc = ObjectDesc::new(
         &[
-            MemberDesc::required("load1m", &builtin::NUMBER),
-            MemberDesc::required("load5m", &builtin::NUMBER),
-            MemberDesc::required("load15m", &builtin::NUMBER),
+            required("load1m", &NUMBER),
+            required("load5m", &NUMBER),
+            required("load15m", &NUMBER),
         ],
     );
     pub static GUEST_LOAD_AVERAGE: TypeDesc = TypeDesc::Object(
@@ -3538,28 +3510,28 @@ pub mod desc {
     );
     pub static GUEST_NETWORK_ROUTE_MEMBERS: ObjectDesc = ObjectDesc::new(
         &[
-            MemberDesc::required("iface", &builtin::STR),
-            MemberDesc::required("destination", &builtin::STR),
-            MemberDesc::required("metric", &builtin::INT64),
-            MemberDesc::optional("gateway", &builtin::STR),
-            MemberDesc::optional("mask", &builtin::STR),
-            MemberDesc::optional("irtt", &builtin::INT64),
-            MemberDesc::optional("flags", &builtin::UINT64),
-            MemberDesc::optional("refcnt", &builtin::INT64),
-            MemberDesc::optional("use", &builtin::INT64),
-            MemberDesc::optional("window", &builtin::INT64),
-            MemberDesc::optional("mtu", &builtin::INT64),
-            MemberDesc::optional("desprefixlen", &builtin::STR),
-            MemberDesc::optional("source", &builtin::STR),
-            MemberDesc::optional("srcprefixlen", &builtin::STR),
-            MemberDesc::optional("nexthop", &builtin::STR),
-            MemberDesc::required("version", &builtin::INT64),
+            required("iface", &STR),
+            required("destination", &STR),
+            required("metric", &INT64),
+            optional("gateway", &STR),
+            optional("mask", &STR),
+            optional("irtt", &INT64),
+            optional("flags", &UINT64),
+            optional("refcnt", &INT64),
+            optional("use", &INT64),
+            optional("window", &INT64),
+            optional("mtu", &INT64),
+            optional("desprefixlen", &STR),
+            optional("source", &STR),
+            optional("srcprefixlen", &STR),
+            optional("nexthop", &STR),
+            required("version", &INT64),
         ],
     );
     pub static GUEST_NETWORK_ROUTE: TypeDesc = TypeDesc::Object(
         &GUEST_NETWORK_ROUTE_MEMBERS,
     );
-    pub static STR_LIST: TypeDesc = TypeDesc::Array(&builtin::STR);
+    pub static STR_LIST: TypeDesc = TypeDesc::Array(&STR);
     pub static GUEST_AGENT_COMMAND_INFO_LIST: TypeDesc = TypeDesc::Array(
         &GUEST_AGENT_COMMAND_INFO,
     );
@@ -3751,13 +3723,13 @@ pub mod client {
         /// Calls `guest-network-get-interfaces`: see [`GuestNetworkGetInterfaces`](super::commands::GuestNetworkGetInterfaces).
         pub fn guest_network_get_interfaces(
             &mut self,
-        ) -> Result<::std::vec::Vec<super::GuestNetworkInterface>, CallError<T::Error>> {
+        ) -> Result<Vec<super::GuestNetworkInterface>, CallError<T::Error>> {
             call::<commands::GuestNetworkGetInterfaces, T>(&mut self.transport, &Empty)
         }
         /// Calls `guest-get-vcpus`: see [`GuestGetVcpus`](super::commands::GuestGetVcpus).
         pub fn guest_get_vcpus(
             &mut self,
-        ) -> Result<::std::vec::Vec<super::GuestLogicalProcessor>, CallError<T::Error>> {
+        ) -> Result<Vec<super::GuestLogicalProcessor>, CallError<T::Error>> {
             call::<commands::GuestGetVcpus, T>(&mut self.transport, &Empty)
         }
         /// Calls `guest-set-vcpus`: see [`GuestSetVcpus`](super::commands::GuestSetVcpus).
@@ -3770,13 +3742,13 @@ pub mod client {
         /// Calls `guest-get-disks`: see [`GuestGetDisks`](super::commands::GuestGetDisks).
         pub fn guest_get_disks(
             &mut self,
-        ) -> Result<::std::vec::Vec<super::GuestDiskInfo>, CallError<T::Error>> {
+        ) -> Result<Vec<super::GuestDiskInfo>, CallError<T::Error>> {
             call::<commands::GuestGetDisks, T>(&mut self.transport, &Empty)
         }
         /// Calls `guest-get-fsinfo`: see [`GuestGetFsinfo`](super::commands::GuestGetFsinfo).
         pub fn guest_get_fsinfo(
             &mut self,
-        ) -> Result<::std::vec::Vec<super::GuestFilesystemInfo>, CallError<T::Error>> {
+        ) -> Result<Vec<super::GuestFilesystemInfo>, CallError<T::Error>> {
             call::<commands::GuestGetFsinfo, T>(&mut self.transport, &Empty)
         }
         /// Calls `guest-set-user-password`: see [`GuestSetUserPassword`](super::commands::GuestSetUserPassword).
@@ -3790,17 +3762,14 @@ pub mod client {
         /// Calls `guest-get-memory-blocks`: see [`GuestGetMemoryBlocks`](super::commands::GuestGetMemoryBlocks).
         pub fn guest_get_memory_blocks(
             &mut self,
-        ) -> Result<::std::vec::Vec<super::GuestMemoryBlock>, CallError<T::Error>> {
+        ) -> Result<Vec<super::GuestMemoryBlock>, CallError<T::Error>> {
             call::<commands::GuestGetMemoryBlocks, T>(&mut self.transport, &Empty)
         }
         /// Calls `guest-set-memory-blocks`: see [`GuestSetMemoryBlocks`](super::commands::GuestSetMemoryBlocks).
         pub fn guest_set_memory_blocks(
             &mut self,
             args: &super::GuestSetMemoryBlocksArgs,
-        ) -> Result<
-            ::std::vec::Vec<super::GuestMemoryBlockResponse>,
-            CallError<T::Error>,
-        > {
+        ) -> Result<Vec<super::GuestMemoryBlockResponse>, CallError<T::Error>> {
             call::<commands::GuestSetMemoryBlocks, T>(&mut self.transport, args)
         }
         /// Calls `guest-get-memory-block-info`: see [`GuestGetMemoryBlockInfo`](super::commands::GuestGetMemoryBlockInfo).
@@ -3832,7 +3801,7 @@ pub mod client {
         /// Calls `guest-get-users`: see [`GuestGetUsers`](super::commands::GuestGetUsers).
         pub fn guest_get_users(
             &mut self,
-        ) -> Result<::std::vec::Vec<super::GuestUser>, CallError<T::Error>> {
+        ) -> Result<Vec<super::GuestUser>, CallError<T::Error>> {
             call::<commands::GuestGetUsers, T>(&mut self.transport, &Empty)
         }
         /// Calls `guest-get-timezone`: see [`GuestGetTimezone`](super::commands::GuestGetTimezone).
@@ -3850,7 +3819,7 @@ pub mod client {
         /// Calls `guest-get-devices`: see [`GuestGetDevices`](super::commands::GuestGetDevices).
         pub fn guest_get_devices(
             &mut self,
-        ) -> Result<::std::vec::Vec<super::GuestDeviceInfo>, CallError<T::Error>> {
+        ) -> Result<Vec<super::GuestDeviceInfo>, CallError<T::Error>> {
             call::<commands::GuestGetDevices, T>(&mut self.transport, &Empty)
         }
         /// Calls `guest-ssh-get-authorized-keys`: see [`GuestSshGetAuthorizedKeys`](super::commands::GuestSshGetAuthorizedKeys).
@@ -3879,13 +3848,13 @@ pub mod client {
         /// Calls `guest-get-diskstats`: see [`GuestGetDiskstats`](super::commands::GuestGetDiskstats).
         pub fn guest_get_diskstats(
             &mut self,
-        ) -> Result<::std::vec::Vec<super::GuestDiskStatsInfo>, CallError<T::Error>> {
+        ) -> Result<Vec<super::GuestDiskStatsInfo>, CallError<T::Error>> {
             call::<commands::GuestGetDiskstats, T>(&mut self.transport, &Empty)
         }
         /// Calls `guest-get-cpustats`: see [`GuestGetCpustats`](super::commands::GuestGetCpustats).
         pub fn guest_get_cpustats(
             &mut self,
-        ) -> Result<::std::vec::Vec<super::GuestCpuStats>, CallError<T::Error>> {
+        ) -> Result<Vec<super::GuestCpuStats>, CallError<T::Error>> {
             call::<commands::GuestGetCpustats, T>(&mut self.transport, &Empty)
         }
         /// Calls `guest-get-load`: see [`GuestGetLoad`](super::commands::GuestGetLoad).
@@ -3897,7 +3866,7 @@ pub mod client {
         /// Calls `guest-network-get-route`: see [`GuestNetworkGetRoute`](super::commands::GuestNetworkGetRoute).
         pub fn guest_network_get_route(
             &mut self,
-        ) -> Result<::std::vec::Vec<super::GuestNetworkRoute>, CallError<T::Error>> {
+        ) -> Result<Vec<super::GuestNetworkRoute>, CallError<T::Error>> {
             call::<commands::GuestNetworkGetRoute, T>(&mut self.transport, &Empty)
         }
     }
@@ -4065,7 +4034,7 @@ pub mod client {
         /// Calls `guest-network-get-interfaces`: see [`GuestNetworkGetInterfaces`](super::commands::GuestNetworkGetInterfaces).
         pub async fn guest_network_get_interfaces(
             &mut self,
-        ) -> Result<::std::vec::Vec<super::GuestNetworkInterface>, CallError<T::Error>> {
+        ) -> Result<Vec<super::GuestNetworkInterface>, CallError<T::Error>> {
             call_async::<
                 commands::GuestNetworkGetInterfaces,
                 T,
@@ -4075,7 +4044,7 @@ pub mod client {
         /// Calls `guest-get-vcpus`: see [`GuestGetVcpus`](super::commands::GuestGetVcpus).
         pub async fn guest_get_vcpus(
             &mut self,
-        ) -> Result<::std::vec::Vec<super::GuestLogicalProcessor>, CallError<T::Error>> {
+        ) -> Result<Vec<super::GuestLogicalProcessor>, CallError<T::Error>> {
             call_async::<commands::GuestGetVcpus, T>(&mut self.transport, &Empty).await
         }
         /// Calls `guest-set-vcpus`: see [`GuestSetVcpus`](super::commands::GuestSetVcpus).
@@ -4088,13 +4057,13 @@ pub mod client {
         /// Calls `guest-get-disks`: see [`GuestGetDisks`](super::commands::GuestGetDisks).
         pub async fn guest_get_disks(
             &mut self,
-        ) -> Result<::std::vec::Vec<super::GuestDiskInfo>, CallError<T::Error>> {
+        ) -> Result<Vec<super::GuestDiskInfo>, CallError<T::Error>> {
             call_async::<commands::GuestGetDisks, T>(&mut self.transport, &Empty).await
         }
         /// Calls `guest-get-fsinfo`: see [`GuestGetFsinfo`](super::commands::GuestGetFsinfo).
         pub async fn guest_get_fsinfo(
             &mut self,
-        ) -> Result<::std::vec::Vec<super::GuestFilesystemInfo>, CallError<T::Error>> {
+        ) -> Result<Vec<super::GuestFilesystemInfo>, CallError<T::Error>> {
             call_async::<commands::GuestGetFsinfo, T>(&mut self.transport, &Empty).await
         }
         /// Calls `guest-set-user-password`: see [`GuestSetUserPassword`](super::commands::GuestSetUserPassword).
@@ -4109,7 +4078,7 @@ pub mod client {
         /// Calls `guest-get-memory-blocks`: see [`GuestGetMemoryBlocks`](super::commands::GuestGetMemoryBlocks).
         pub async fn guest_get_memory_blocks(
             &mut self,
-        ) -> Result<::std::vec::Vec<super::GuestMemoryBlock>, CallError<T::Error>> {
+        ) -> Result<Vec<super::GuestMemoryBlock>, CallError<T::Error>> {
             call_async::<commands::GuestGetMemoryBlocks, T>(&mut self.transport, &Empty)
                 .await
         }
@@ -4117,10 +4086,7 @@ pub mod client {
         pub async fn guest_set_memory_blocks(
             &mut self,
             args: &super::GuestSetMemoryBlocksArgs,
-        ) -> Result<
-            ::std::vec::Vec<super::GuestMemoryBlockResponse>,
-            CallError<T::Error>,
-        > {
+        ) -> Result<Vec<super::GuestMemoryBlockResponse>, CallError<T::Error>> {
             call_async::<commands::GuestSetMemoryBlocks, T>(&mut self.transport, args)
                 .await
         }
@@ -4158,7 +4124,7 @@ pub mod client {
         /// Calls `guest-get-users`: see [`GuestGetUsers`](super::commands::GuestGetUsers).
         pub async fn guest_get_users(
             &mut self,
-        ) -> Result<::std::vec::Vec<super::GuestUser>, CallError<T::Error>> {
+        ) -> Result<Vec<super::GuestUser>, CallError<T::Error>> {
             call_async::<commands::GuestGetUsers, T>(&mut self.transport, &Empty).await
         }
         /// Calls `guest-get-timezone`: see [`GuestGetTimezone`](super::commands::GuestGetTimezone).
@@ -4177,7 +4143,7 @@ pub mod client {
         /// Calls `guest-get-devices`: see [`GuestGetDevices`](super::commands::GuestGetDevices).
         pub async fn guest_get_devices(
             &mut self,
-        ) -> Result<::std::vec::Vec<super::GuestDeviceInfo>, CallError<T::Error>> {
+        ) -> Result<Vec<super::GuestDeviceInfo>, CallError<T::Error>> {
             call_async::<commands::GuestGetDevices, T>(&mut self.transport, &Empty).await
         }
         /// Calls `guest-ssh-get-authorized-keys`: see [`GuestSshGetAuthorizedKeys`](super::commands::GuestSshGetAuthorizedKeys).
@@ -4218,14 +4184,14 @@ pub mod client {
         /// Calls `guest-get-diskstats`: see [`GuestGetDiskstats`](super::commands::GuestGetDiskstats).
         pub async fn guest_get_diskstats(
             &mut self,
-        ) -> Result<::std::vec::Vec<super::GuestDiskStatsInfo>, CallError<T::Error>> {
+        ) -> Result<Vec<super::GuestDiskStatsInfo>, CallError<T::Error>> {
             call_async::<commands::GuestGetDiskstats, T>(&mut self.transport, &Empty)
                 .await
         }
         /// Calls `guest-get-cpustats`: see [`GuestGetCpustats`](super::commands::GuestGetCpustats).
         pub async fn guest_get_cpustats(
             &mut self,
-        ) -> Result<::std::vec::Vec<super::GuestCpuStats>, CallError<T::Error>> {
+        ) -> Result<Vec<super::GuestCpuStats>, CallError<T::Error>> {
             call_async::<commands::GuestGetCpustats, T>(&mut self.transport, &Empty)
                 .await
         }
@@ -4238,7 +4204,7 @@ pub mod client {
         /// Calls `guest-network-get-route`: see [`GuestNetworkGetRoute`](super::commands::GuestNetworkGetRoute).
         pub async fn guest_network_get_route(
             &mut self,
-        ) -> Result<::std::vec::Vec<super::GuestNetworkRoute>, CallError<T::Error>> {
+        ) -> Result<Vec<super::GuestNetworkRoute>, CallError<T::Error>> {
             call_async::<commands::GuestNetworkGetRoute, T>(&mut self.transport, &Empty)
                 .await
         }
@@ -4620,7 +4586,7 @@ pub mod server {
         /// Since: 1.1
         fn guest_network_get_interfaces(
             &self,
-        ) -> Result<::std::vec::Vec<super::GuestNetworkInterface>, CommandError> {
+        ) -> Result<Vec<super::GuestNetworkInterface>, CommandError> {
             Err(CommandError::unsupported())
         }
         /// Handles `guest-get-vcpus`.
@@ -4633,7 +4599,7 @@ pub mod server {
         /// Since: 1.5
         fn guest_get_vcpus(
             &self,
-        ) -> Result<::std::vec::Vec<super::GuestLogicalProcessor>, CommandError> {
+        ) -> Result<Vec<super::GuestLogicalProcessor>, CommandError> {
             Err(CommandError::unsupported())
         }
         /// Handles `guest-set-vcpus`.
@@ -4669,9 +4635,7 @@ pub mod server {
         /// media, loop devices and network block devices.
         ///
         /// Since: 5.2
-        fn guest_get_disks(
-            &self,
-        ) -> Result<::std::vec::Vec<super::GuestDiskInfo>, CommandError> {
+        fn guest_get_disks(&self) -> Result<Vec<super::GuestDiskInfo>, CommandError> {
             Err(CommandError::unsupported())
         }
         /// Handles `guest-get-fsinfo`.
@@ -4685,7 +4649,7 @@ pub mod server {
         /// Since: 2.2
         fn guest_get_fsinfo(
             &self,
-        ) -> Result<::std::vec::Vec<super::GuestFilesystemInfo>, CommandError> {
+        ) -> Result<Vec<super::GuestFilesystemInfo>, CommandError> {
             Err(CommandError::unsupported())
         }
         /// Handles `guest-set-user-password`.
@@ -4719,7 +4683,7 @@ pub mod server {
         /// Since: 2.3
         fn guest_get_memory_blocks(
             &self,
-        ) -> Result<::std::vec::Vec<super::GuestMemoryBlock>, CommandError> {
+        ) -> Result<Vec<super::GuestMemoryBlock>, CommandError> {
             Err(CommandError::unsupported())
         }
         /// Handles `guest-set-memory-blocks`.
@@ -4734,7 +4698,7 @@ pub mod server {
         fn guest_set_memory_blocks(
             &self,
             args: super::GuestSetMemoryBlocksArgs,
-        ) -> Result<::std::vec::Vec<super::GuestMemoryBlockResponse>, CommandError> {
+        ) -> Result<Vec<super::GuestMemoryBlockResponse>, CommandError> {
             let _ = args;
             Err(CommandError::unsupported())
         }
@@ -4799,9 +4763,7 @@ pub mod server {
         /// Returns: the logged-in users, each listed once
         ///
         /// Since: 2.10
-        fn guest_get_users(
-            &self,
-        ) -> Result<::std::vec::Vec<super::GuestUser>, CommandError> {
+        fn guest_get_users(&self) -> Result<Vec<super::GuestUser>, CommandError> {
             Err(CommandError::unsupported())
         }
         /// Handles `guest-get-timezone`.
@@ -4827,7 +4789,7 @@ pub mod server {
         /// Since: 5.2
         fn guest_get_devices(
             &self,
-        ) -> Result<::std::vec::Vec<super::GuestDeviceInfo>, CommandError> {
+        ) -> Result<Vec<super::GuestDeviceInfo>, CommandError> {
             Err(CommandError::unsupported())
         }
         /// Handles `guest-ssh-get-authorized-keys`.
@@ -4879,7 +4841,7 @@ pub mod server {
         /// Since: 7.1
         fn guest_get_diskstats(
             &self,
-        ) -> Result<::std::vec::Vec<super::GuestDiskStatsInfo>, CommandError> {
+        ) -> Result<Vec<super::GuestDiskStatsInfo>, CommandError> {
             Err(CommandError::unsupported())
         }
         /// Handles `guest-get-cpustats`.
@@ -4889,9 +4851,7 @@ pub mod server {
         /// Returns: one entry for each CPU
         ///
         /// Since: 7.1
-        fn guest_get_cpustats(
-            &self,
-        ) -> Result<::std::vec::Vec<super::GuestCpuStats>, CommandError> {
+        fn guest_get_cpustats(&self) -> Result<Vec<super::GuestCpuStats>, CommandError> {
             Err(CommandError::unsupported())
         }
         /// Handles `guest-get-load`.
@@ -4918,7 +4878,7 @@ pub mod server {
         /// Since: 9.1
         fn guest_network_get_route(
             &self,
-        ) -> Result<::std::vec::Vec<super::GuestNetworkRoute>, CommandError> {
+        ) -> Result<Vec<super::GuestNetworkRoute>, CommandError> {
             Err(CommandError::unsupported())
         }
     }

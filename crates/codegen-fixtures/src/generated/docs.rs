@@ -11,7 +11,7 @@
 #[serde(crate = "::qapi_runtime::serde")]
 pub struct ShowArgs {
     /// what to show
-    pub thing: ::std::string::String,
+    pub thing: String,
 }
 /// Every command of the schema with its flags, condition and
 /// features, in schema order: what `guest-info` reports.
@@ -21,6 +21,8 @@ pub static COMMANDS: [::qapi_runtime::CommandInfo; 1usize] = [
 /// One type per command, for the runtime's typed call and dispatch
 /// paths.
 pub mod commands {
+    #[allow(unused_imports)]
+    use ::qapi_runtime::{Command, CommandInfo, NoReplyCommand, ReplyCommand};
     /// The `show` command.
     ///
     /// Shows `thing` \[once\] at &lt;somewhere&gt;, see <https://www.qemu.org>.
@@ -41,25 +43,20 @@ pub mod commands {
     /// Since: 9.1
     #[derive(Clone, Copy, Debug)]
     pub struct Show;
-    impl ::qapi_runtime::Command for Show {
-        const INFO: &'static ::qapi_runtime::CommandInfo = &super::COMMANDS[0usize];
+    impl Command for Show {
+        const INFO: &'static CommandInfo = &super::COMMANDS[0usize];
         type Args = super::ShowArgs;
     }
-    impl ::qapi_runtime::ReplyCommand for Show {
+    impl ReplyCommand for Show {
         type Returns = ::qapi_runtime::Empty;
     }
 }
 /// Type descriptors for checking arguments; used by the dispatcher.
 #[doc(hidden)]
 pub mod desc {
-    #[allow(unused_imports)]
-    use ::qapi_runtime::desc as builtin;
-    #[allow(unused_imports)]
-    use ::qapi_runtime::desc::{
-        AlternateDesc, BranchesDesc, MemberDesc, ObjectDesc, TypeDesc,
-    };
+    use ::qapi_runtime::desc::*;
     pub static SHOW_ARGS_MEMBERS: ObjectDesc = ObjectDesc::new(
-        &[MemberDesc::required("thing", &builtin::STR)],
+        &[required("thing", &STR)],
     );
     pub static SHOW_ARGS: TypeDesc = TypeDesc::Object(&SHOW_ARGS_MEMBERS);
 }

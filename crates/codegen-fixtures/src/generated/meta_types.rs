@@ -15,7 +15,7 @@ pub enum Colour {
     /// only with the right paint
     Shiny,
     /// A value this schema does not know, as sent by a newer peer.
-    Unrecognized(::std::string::String),
+    Unrecognized(String),
 }
 ::qapi_runtime::impl_enum!(
     Colour, Unrecognized, [Red = "red", Green = "green", V1st = "1st", Shiny = "shiny"]
@@ -36,16 +36,16 @@ pub struct Point {
     pub y: i32,
     /// a name for it
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub label: ::std::option::Option<::std::string::String>,
+    pub label: Option<String>,
     /// any number of tags
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub tags: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+    pub tags: Option<Vec<String>>,
     /// its colour
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub colour: ::std::option::Option<Colour>,
+    pub colour: Option<Colour>,
     /// anything at all
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub extra: ::std::option::Option<::qapi_runtime::serde_json::Value>,
+    pub extra: Option<::qapi_runtime::serde_json::Value>,
 }
 /// A point with depth, built on `Point`.
 #[derive(
@@ -60,13 +60,13 @@ pub struct Point3D {
     pub x: i32,
     pub y: i32,
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub label: ::std::option::Option<::std::string::String>,
+    pub label: Option<String>,
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub tags: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+    pub tags: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub colour: ::std::option::Option<Colour>,
+    pub colour: Option<Colour>,
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub extra: ::std::option::Option<::qapi_runtime::serde_json::Value>,
+    pub extra: Option<::qapi_runtime::serde_json::Value>,
     /// depth
     pub z: f64,
 }
@@ -81,7 +81,7 @@ pub enum ShapeKind {
     /// no size
     Dot,
     /// A value this schema does not know, as sent by a newer peer.
-    Unrecognized(::std::string::String),
+    Unrecognized(String),
 }
 ::qapi_runtime::impl_enum!(
     ShapeKind, Unrecognized, [Circle = "circle", Square = "square", Dot = "dot"]
@@ -114,7 +114,7 @@ pub struct Square {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Shape {
     /// what it is called
-    pub name: ::std::option::Option<::std::string::String>,
+    pub name: Option<String>,
     /// The branch, chosen by the discriminator.
     pub branch: ShapeBranch,
 }
@@ -179,7 +179,7 @@ pub enum Size {
     /// null
     Nothing(::qapi_runtime::Null),
     /// a list of counts
-    List(::std::vec::Vec<i8>),
+    List(Vec<i8>),
     /// a shape
     Shape(Circle),
 }
@@ -201,10 +201,10 @@ pub struct DrawArgs {
     pub shape: Shape,
     /// how big
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub size: ::std::option::Option<Size>,
+    pub size: Option<Size>,
     /// where
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub at: ::std::option::Option<Point>,
+    pub at: Option<Point>,
 }
 /// Arguments of `MOVED`.
 #[derive(
@@ -240,6 +240,8 @@ pub static COMMANDS: [::qapi_runtime::CommandInfo; 4usize] = [
 /// One type per command, for the runtime's typed call and dispatch
 /// paths.
 pub mod commands {
+    #[allow(unused_imports)]
+    use ::qapi_runtime::{Command, CommandInfo, NoReplyCommand, ReplyCommand};
     /// The `draw` command.
     ///
     /// Draws a shape.
@@ -249,23 +251,23 @@ pub mod commands {
     /// Since: 2.0
     #[derive(Clone, Copy, Debug)]
     pub struct Draw;
-    impl ::qapi_runtime::Command for Draw {
-        const INFO: &'static ::qapi_runtime::CommandInfo = &super::COMMANDS[0usize];
+    impl Command for Draw {
+        const INFO: &'static CommandInfo = &super::COMMANDS[0usize];
         type Args = super::DrawArgs;
     }
-    impl ::qapi_runtime::ReplyCommand for Draw {
-        type Returns = ::std::vec::Vec<super::Point>;
+    impl ReplyCommand for Draw {
+        type Returns = Vec<super::Point>;
     }
     /// The `erase` command.
     ///
     /// Erases everything, boxed arguments.
     #[derive(Clone, Copy, Debug)]
     pub struct Erase;
-    impl ::qapi_runtime::Command for Erase {
-        const INFO: &'static ::qapi_runtime::CommandInfo = &super::COMMANDS[1usize];
+    impl Command for Erase {
+        const INFO: &'static CommandInfo = &super::COMMANDS[1usize];
         type Args = super::Point;
     }
-    impl ::qapi_runtime::ReplyCommand for Erase {
+    impl ReplyCommand for Erase {
         type Returns = ::qapi_runtime::Empty;
     }
     /// The `reset` command.
@@ -277,124 +279,103 @@ pub mod commands {
     /// Offered by guests where `{'any': ['CONFIG_A', {'not': 'CONFIG_B'}]}` holds.
     #[derive(Clone, Copy, Debug)]
     pub struct Reset;
-    impl ::qapi_runtime::Command for Reset {
-        const INFO: &'static ::qapi_runtime::CommandInfo = &super::COMMANDS[2usize];
+    impl Command for Reset {
+        const INFO: &'static CommandInfo = &super::COMMANDS[2usize];
         type Args = ::qapi_runtime::Empty;
     }
-    impl ::qapi_runtime::NoReplyCommand for Reset {}
+    impl NoReplyCommand for Reset {}
     /// The `ping` command.
     ///
     /// Answers at once.
     #[derive(Clone, Copy, Debug)]
     pub struct Ping;
-    impl ::qapi_runtime::Command for Ping {
-        const INFO: &'static ::qapi_runtime::CommandInfo = &super::COMMANDS[3usize];
+    impl Command for Ping {
+        const INFO: &'static CommandInfo = &super::COMMANDS[3usize];
         type Args = ::qapi_runtime::Empty;
     }
-    impl ::qapi_runtime::ReplyCommand for Ping {
+    impl ReplyCommand for Ping {
         type Returns = ::qapi_runtime::Empty;
     }
 }
 /// Type descriptors for checking arguments; used by the dispatcher.
 #[doc(hidden)]
 pub mod desc {
-    #[allow(unused_imports)]
-    use ::qapi_runtime::desc as builtin;
-    #[allow(unused_imports)]
-    use ::qapi_runtime::desc::{
-        AlternateDesc, BranchesDesc, MemberDesc, ObjectDesc, TypeDesc,
-    };
+    use ::qapi_runtime::desc::*;
     pub static COLOUR: TypeDesc = TypeDesc::Enum(&["red", "green", "1st", "shiny"]);
     pub static POINT_MEMBERS: ObjectDesc = ObjectDesc::new(
         &[
-            MemberDesc::required("x", &builtin::INT32),
-            MemberDesc::required("y", &builtin::INT32),
-            MemberDesc::optional("label", &builtin::STR),
-            MemberDesc::optional("tags", &STR_LIST),
-            MemberDesc::optional("colour", &COLOUR),
-            MemberDesc::optional("extra", &builtin::ANY),
+            required("x", &INT32),
+            required("y", &INT32),
+            optional("label", &STR),
+            optional("tags", &STR_LIST),
+            optional("colour", &COLOUR),
+            optional("extra", &ANY),
         ],
     );
     pub static POINT: TypeDesc = TypeDesc::Object(&POINT_MEMBERS);
     pub static POINT3_D_MEMBERS: ObjectDesc = ObjectDesc::new(
         &[
-            MemberDesc::required("x", &builtin::INT32),
-            MemberDesc::required("y", &builtin::INT32),
-            MemberDesc::optional("label", &builtin::STR),
-            MemberDesc::optional("tags", &STR_LIST),
-            MemberDesc::optional("colour", &COLOUR),
-            MemberDesc::optional("extra", &builtin::ANY),
-            MemberDesc::required("z", &builtin::NUMBER),
+            required("x", &INT32),
+            required("y", &INT32),
+            optional("label", &STR),
+            optional("tags", &STR_LIST),
+            optional("colour", &COLOUR),
+            optional("extra", &ANY),
+            required("z", &NUMBER),
         ],
     );
     pub static POINT3_D: TypeDesc = TypeDesc::Object(&POINT3_D_MEMBERS);
     pub static SHAPE_KIND: TypeDesc = TypeDesc::Enum(&["circle", "square", "dot"]);
     pub static CIRCLE_MEMBERS: ObjectDesc = ObjectDesc::new(
-        &[MemberDesc::required("radius", &builtin::UINT64)],
+        &[required("radius", &UINT64)],
     );
     pub static CIRCLE: TypeDesc = TypeDesc::Object(&CIRCLE_MEMBERS);
-    pub static SQUARE_MEMBERS: ObjectDesc = ObjectDesc::new(
-        &[MemberDesc::required("side", &builtin::SIZE)],
-    );
+    pub static SQUARE_MEMBERS: ObjectDesc = ObjectDesc::new(&[required("side", &SIZE)]);
     pub static SQUARE: TypeDesc = TypeDesc::Object(&SQUARE_MEMBERS);
     pub static SHAPE_MEMBERS: ObjectDesc = ObjectDesc::union(
-        &[
-            MemberDesc::required("kind", &SHAPE_KIND),
-            MemberDesc::optional("name", &builtin::STR),
-        ],
+        &[required("kind", &SHAPE_KIND), optional("name", &STR)],
         &BranchesDesc {
             tag: "kind",
             cases: &[
                 ("circle", &CIRCLE_MEMBERS),
                 ("square", &SQUARE_MEMBERS),
-                ("dot", &builtin::NO_MEMBERS),
+                ("dot", &NO_MEMBERS),
             ],
         },
     );
     pub static SHAPE: TypeDesc = TypeDesc::Object(&SHAPE_MEMBERS);
     pub static SHAPE_BASE_MEMBERS: ObjectDesc = ObjectDesc::new(
-        &[MemberDesc::required("kind", &SHAPE_KIND)],
+        &[required("kind", &SHAPE_KIND)],
     );
     pub static SHAPE_BASE: TypeDesc = TypeDesc::Object(&SHAPE_BASE_MEMBERS);
     pub static PLAIN_SHAPE_MEMBERS: ObjectDesc = ObjectDesc::union(
-        &[MemberDesc::required("kind", &SHAPE_KIND)],
+        &[required("kind", &SHAPE_KIND)],
         &BranchesDesc {
             tag: "kind",
             cases: &[
                 ("circle", &CIRCLE_MEMBERS),
-                ("square", &builtin::NO_MEMBERS),
-                ("dot", &builtin::NO_MEMBERS),
+                ("square", &NO_MEMBERS),
+                ("dot", &NO_MEMBERS),
             ],
         },
     );
     pub static PLAIN_SHAPE: TypeDesc = TypeDesc::Object(&PLAIN_SHAPE_MEMBERS);
-    pub static SIZE: TypeDesc = TypeDesc::Alternate(
+    pub static SIZE2: TypeDesc = TypeDesc::Alternate(
         &AlternateDesc {
             name: "Size",
-            cases: &[
-                &builtin::INT64,
-                &SHAPE_KIND,
-                &builtin::BOOL,
-                &builtin::NULL,
-                &INT8_LIST,
-                &CIRCLE,
-            ],
+            cases: &[&INT64, &SHAPE_KIND, &BOOL, &NULL, &INT8_LIST, &CIRCLE],
         },
     );
     pub static DRAW_ARGS_MEMBERS: ObjectDesc = ObjectDesc::new(
-        &[
-            MemberDesc::required("shape", &SHAPE),
-            MemberDesc::optional("size", &SIZE),
-            MemberDesc::optional("at", &POINT),
-        ],
+        &[required("shape", &SHAPE), optional("size", &SIZE2), optional("at", &POINT)],
     );
     pub static DRAW_ARGS: TypeDesc = TypeDesc::Object(&DRAW_ARGS_MEMBERS);
     pub static MOVED_ARGS_MEMBERS: ObjectDesc = ObjectDesc::new(
-        &[MemberDesc::required("to", &POINT)],
+        &[required("to", &POINT)],
     );
     pub static MOVED_ARGS: TypeDesc = TypeDesc::Object(&MOVED_ARGS_MEMBERS);
-    pub static STR_LIST: TypeDesc = TypeDesc::Array(&builtin::STR);
-    pub static INT8_LIST: TypeDesc = TypeDesc::Array(&builtin::INT8);
+    pub static STR_LIST: TypeDesc = TypeDesc::Array(&STR);
+    pub static INT8_LIST: TypeDesc = TypeDesc::Array(&INT8);
     pub static POINT_LIST: TypeDesc = TypeDesc::Array(&POINT);
 }
 /// Typed clients: one method per command.
@@ -431,7 +412,7 @@ pub mod client {
         pub fn draw(
             &mut self,
             args: &super::DrawArgs,
-        ) -> Result<::std::vec::Vec<super::Point>, CallError<T::Error>> {
+        ) -> Result<Vec<super::Point>, CallError<T::Error>> {
             call::<commands::Draw, T>(&mut self.transport, args)
         }
         /// Calls `erase`: see [`Erase`](super::commands::Erase).
@@ -472,7 +453,7 @@ pub mod client {
         pub async fn draw(
             &mut self,
             args: &super::DrawArgs,
-        ) -> Result<::std::vec::Vec<super::Point>, CallError<T::Error>> {
+        ) -> Result<Vec<super::Point>, CallError<T::Error>> {
             call_async::<commands::Draw, T>(&mut self.transport, args).await
         }
         /// Calls `erase`: see [`Erase`](super::commands::Erase).
@@ -521,7 +502,7 @@ pub mod server {
         fn draw(
             &self,
             args: super::DrawArgs,
-        ) -> Result<::std::vec::Vec<super::Point>, CommandError> {
+        ) -> Result<Vec<super::Point>, CommandError> {
             let _ = args;
             Err(CommandError::unsupported())
         }

@@ -8,9 +8,9 @@
     ::qapi_runtime::serde::Deserialize
 )]
 #[serde(crate = "::qapi_runtime::serde")]
-pub struct Result {
+pub struct Result2 {
     /// a keyword member
-    pub r#type: ::std::string::String,
+    pub r#type: String,
     /// another
     #[serde(rename = "self")]
     pub self_: i64,
@@ -25,13 +25,13 @@ pub struct Result {
     ::qapi_runtime::serde::Deserialize
 )]
 #[serde(crate = "::qapi_runtime::serde")]
-pub struct Box {
+pub struct Box2 {
     /// boxed value
-    pub value: Result,
+    pub value: Result2,
 }
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum Option {
+pub enum Option2 {
     /// nothing
     None,
     /// something
@@ -39,10 +39,10 @@ pub enum Option {
     /// clashes with the catch-all variant
     Unrecognized,
     /// A value this schema does not know, as sent by a newer peer.
-    Unrecognized2(::std::string::String),
+    Unrecognized2(String),
 }
 ::qapi_runtime::impl_enum!(
-    Option, Unrecognized2, [None = "none", Some = "some", Unrecognized = "unrecognized"]
+    Option2, Unrecognized2, [None = "none", Some = "some", Unrecognized = "unrecognized"]
 );
 /// Arguments of `clone`.
 #[derive(
@@ -55,7 +55,7 @@ pub enum Option {
 #[serde(crate = "::qapi_runtime::serde")]
 pub struct CloneArgs {
     /// a keyword parameter
-    pub into: Option,
+    pub into: Option2,
 }
 /// Every command of the schema with its flags, condition and
 /// features, in schema order: what `guest-info` reports.
@@ -67,28 +67,30 @@ pub static COMMANDS: [::qapi_runtime::CommandInfo; 3usize] = [
 /// One type per command, for the runtime's typed call and dispatch
 /// paths.
 pub mod commands {
+    #[allow(unused_imports)]
+    use ::qapi_runtime::{Command, CommandInfo, NoReplyCommand, ReplyCommand};
     /// The `clone` command.
     ///
     /// Returns: a Box
     #[derive(Clone, Copy, Debug)]
     pub struct Clone;
-    impl ::qapi_runtime::Command for Clone {
-        const INFO: &'static ::qapi_runtime::CommandInfo = &super::COMMANDS[0usize];
+    impl Command for Clone {
+        const INFO: &'static CommandInfo = &super::COMMANDS[0usize];
         type Args = super::CloneArgs;
     }
-    impl ::qapi_runtime::ReplyCommand for Clone {
-        type Returns = super::Box;
+    impl ReplyCommand for Clone {
+        type Returns = super::Box2;
     }
     /// The `new` command.
     ///
     /// Clashes with the client's constructor.
     #[derive(Clone, Copy, Debug)]
     pub struct New;
-    impl ::qapi_runtime::Command for New {
-        const INFO: &'static ::qapi_runtime::CommandInfo = &super::COMMANDS[1usize];
+    impl Command for New {
+        const INFO: &'static CommandInfo = &super::COMMANDS[1usize];
         type Args = ::qapi_runtime::Empty;
     }
-    impl ::qapi_runtime::ReplyCommand for New {
+    impl ReplyCommand for New {
         type Returns = ::qapi_runtime::Empty;
     }
     /// The `drop` command.
@@ -96,38 +98,29 @@ pub mod commands {
     /// Named like a trait method.
     #[derive(Clone, Copy, Debug)]
     pub struct Drop;
-    impl ::qapi_runtime::Command for Drop {
-        const INFO: &'static ::qapi_runtime::CommandInfo = &super::COMMANDS[2usize];
+    impl Command for Drop {
+        const INFO: &'static CommandInfo = &super::COMMANDS[2usize];
         type Args = ::qapi_runtime::Empty;
     }
-    impl ::qapi_runtime::ReplyCommand for Drop {
+    impl ReplyCommand for Drop {
         type Returns = ::qapi_runtime::Empty;
     }
 }
 /// Type descriptors for checking arguments; used by the dispatcher.
 #[doc(hidden)]
 pub mod desc {
-    #[allow(unused_imports)]
-    use ::qapi_runtime::desc as builtin;
-    #[allow(unused_imports)]
-    use ::qapi_runtime::desc::{
-        AlternateDesc, BranchesDesc, MemberDesc, ObjectDesc, TypeDesc,
-    };
-    pub static RESULT_MEMBERS: ObjectDesc = ObjectDesc::new(
-        &[
-            MemberDesc::required("type", &builtin::STR),
-            MemberDesc::required("self", &builtin::INT64),
-            MemberDesc::required("match", &builtin::BOOL),
-        ],
+    use ::qapi_runtime::desc::*;
+    pub static RESULT2_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[required("type", &STR), required("self", &INT64), required("match", &BOOL)],
     );
-    pub static RESULT: TypeDesc = TypeDesc::Object(&RESULT_MEMBERS);
-    pub static BOX_MEMBERS: ObjectDesc = ObjectDesc::new(
-        &[MemberDesc::required("value", &RESULT)],
+    pub static RESULT2: TypeDesc = TypeDesc::Object(&RESULT2_MEMBERS);
+    pub static BOX2_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[required("value", &RESULT2)],
     );
-    pub static BOX: TypeDesc = TypeDesc::Object(&BOX_MEMBERS);
-    pub static OPTION: TypeDesc = TypeDesc::Enum(&["none", "some", "unrecognized"]);
+    pub static BOX2: TypeDesc = TypeDesc::Object(&BOX2_MEMBERS);
+    pub static OPTION2: TypeDesc = TypeDesc::Enum(&["none", "some", "unrecognized"]);
     pub static CLONE_ARGS_MEMBERS: ObjectDesc = ObjectDesc::new(
-        &[MemberDesc::required("into", &OPTION)],
+        &[required("into", &OPTION2)],
     );
     pub static CLONE_ARGS: TypeDesc = TypeDesc::Object(&CLONE_ARGS_MEMBERS);
 }
@@ -165,7 +158,7 @@ pub mod client {
         pub fn clone(
             &mut self,
             args: &super::CloneArgs,
-        ) -> Result<super::Box, CallError<T::Error>> {
+        ) -> Result<super::Box2, CallError<T::Error>> {
             call::<commands::Clone, T>(&mut self.transport, args)
         }
         /// Calls `new`: see [`New`](super::commands::New).
@@ -201,7 +194,7 @@ pub mod client {
         pub async fn clone(
             &mut self,
             args: &super::CloneArgs,
-        ) -> Result<super::Box, CallError<T::Error>> {
+        ) -> Result<super::Box2, CallError<T::Error>> {
             call_async::<commands::Clone, T>(&mut self.transport, args).await
         }
         /// Calls `new`: see [`New`](super::commands::New).
@@ -235,7 +228,7 @@ pub mod server {
         /// Handles `clone`.
         ///
         /// Returns: a Box
-        fn clone(&self, args: super::CloneArgs) -> Result<super::Box, CommandError> {
+        fn clone(&self, args: super::CloneArgs) -> Result<super::Box2, CommandError> {
             let _ = args;
             Err(CommandError::unsupported())
         }

@@ -13,17 +13,17 @@ pub struct Node {
     pub value: i64,
     /// the next node
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub next: ::std::option::Option<::std::boxed::Box<Node>>,
+    pub next: Option<Box<Node>>,
     /// child nodes
     #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
-    pub children: ::std::option::Option<::std::vec::Vec<Node>>,
+    pub children: Option<Vec<Node>>,
 }
 #[derive(Clone, Debug, PartialEq)]
 pub enum Tree {
     /// a leaf value
     Leaf(i64),
     /// a subtree
-    Node(::std::boxed::Box<Branch>),
+    Node(Box<Branch>),
 }
 ::qapi_runtime::impl_alternate!(
     Tree, "one of: int, object", [Leaf = "number", Node = "object"]
@@ -38,41 +38,39 @@ pub enum Tree {
 #[serde(crate = "::qapi_runtime::serde")]
 pub struct Branch {
     /// left subtree
-    pub left: ::std::boxed::Box<Tree>,
+    pub left: Box<Tree>,
     /// right subtree
-    pub right: ::std::boxed::Box<Tree>,
+    pub right: Box<Tree>,
 }
 /// Every command of the schema with its flags, condition and
 /// features, in schema order: what `guest-info` reports.
 pub static COMMANDS: [::qapi_runtime::CommandInfo; 0usize] = [];
 /// One type per command, for the runtime's typed call and dispatch
 /// paths.
-pub mod commands {}
+pub mod commands {
+    #[allow(unused_imports)]
+    use ::qapi_runtime::{Command, CommandInfo, NoReplyCommand, ReplyCommand};
+}
 /// Type descriptors for checking arguments; used by the dispatcher.
 #[doc(hidden)]
 pub mod desc {
-    #[allow(unused_imports)]
-    use ::qapi_runtime::desc as builtin;
-    #[allow(unused_imports)]
-    use ::qapi_runtime::desc::{
-        AlternateDesc, BranchesDesc, MemberDesc, ObjectDesc, TypeDesc,
-    };
+    use ::qapi_runtime::desc::*;
     pub static NODE_MEMBERS: ObjectDesc = ObjectDesc::new(
         &[
-            MemberDesc::required("value", &builtin::INT64),
-            MemberDesc::optional("next", &NODE),
-            MemberDesc::optional("children", &NODE_LIST),
+            required("value", &INT64),
+            optional("next", &NODE),
+            optional("children", &NODE_LIST),
         ],
     );
     pub static NODE: TypeDesc = TypeDesc::Object(&NODE_MEMBERS);
     pub static TREE: TypeDesc = TypeDesc::Alternate(
         &AlternateDesc {
             name: "Tree",
-            cases: &[&builtin::INT64, &BRANCH],
+            cases: &[&INT64, &BRANCH],
         },
     );
     pub static BRANCH_MEMBERS: ObjectDesc = ObjectDesc::new(
-        &[MemberDesc::required("left", &TREE), MemberDesc::required("right", &TREE)],
+        &[required("left", &TREE), required("right", &TREE)],
     );
     pub static BRANCH: TypeDesc = TypeDesc::Object(&BRANCH_MEMBERS);
     pub static NODE_LIST: TypeDesc = TypeDesc::Array(&NODE);

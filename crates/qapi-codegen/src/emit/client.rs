@@ -79,6 +79,8 @@ pub fn emit(ctx: &Context<'_>) -> TokenStream {
             }
         });
     }
+    let sync_methods = super::braced(sync_methods);
+    let async_methods = super::braced(async_methods);
     quote! {
         /// Typed clients: one method per command.
         pub mod client {
@@ -115,9 +117,7 @@ pub fn emit(ctx: &Context<'_>) -> TokenStream {
                 }
             }
 
-            impl<T: ::qapi_runtime::Transport> Client<T> {
-                #sync_methods
-            }
+            impl<T: ::qapi_runtime::Transport> Client<T> #sync_methods
 
             /// An async client over any [`::qapi_runtime::AsyncTransport`].
             #[derive(Debug)]
@@ -143,9 +143,7 @@ pub fn emit(ctx: &Context<'_>) -> TokenStream {
                 }
             }
 
-            impl<T: ::qapi_runtime::AsyncTransport> AsyncClient<T> {
-                #async_methods
-            }
+            impl<T: ::qapi_runtime::AsyncTransport> AsyncClient<T> #async_methods
         }
     }
 }

@@ -88,17 +88,17 @@ pub fn emit(ctx: &Context<'_>) -> TokenStream {
         let doc = command_docs(ctx, names);
         let kind = if c.flags.success_response {
             let ret = returns_type(ctx, c, &sup);
-            quote!(impl ::qapi_runtime::ReplyCommand for #marker { type Returns = #ret; })
+            quote!(impl ReplyCommand for #marker { type Returns = #ret; })
         } else {
-            quote!(impl ::qapi_runtime::NoReplyCommand for #marker {})
+            quote!(impl NoReplyCommand for #marker {})
         };
         markers.extend(quote! {
             #doc
             #[derive(Clone, Copy, Debug)]
             pub struct #marker;
 
-            impl ::qapi_runtime::Command for #marker {
-                const INFO: &'static ::qapi_runtime::CommandInfo = &super::COMMANDS[#index];
+            impl Command for #marker {
+                const INFO: &'static CommandInfo = &super::COMMANDS[#index];
                 type Args = #args;
             }
 
@@ -131,6 +131,12 @@ pub fn emit(ctx: &Context<'_>) -> TokenStream {
         table.push(info);
     }
     let count = table.len();
+    let mut body = quote! {
+        #[allow(unused_imports)]
+        use ::qapi_runtime::{Command, CommandInfo, NoReplyCommand, ReplyCommand};
+    };
+    body.extend(markers);
+    let markers = super::braced(body);
     quote! {
         /// Every command of the schema with its flags, condition and
         /// features, in schema order: what `guest-info` reports.
@@ -138,8 +144,6 @@ pub fn emit(ctx: &Context<'_>) -> TokenStream {
 
         /// One type per command, for the runtime's typed call and dispatch
         /// paths.
-        pub mod commands {
-            #markers
-        }
+        pub mod commands #markers
     }
 }

@@ -14,9 +14,9 @@ fn members(ctx: &Context<'_>, members: &[ObjectMember]) -> TokenStream {
         let optional = m.optional;
         let ty = ctx.desc_ref(m.typ, &quote!());
         if optional {
-            quote!(MemberDesc::optional(#name, &#ty))
+            quote!(optional(#name, &#ty))
         } else {
-            quote!(MemberDesc::required(#name, &#ty))
+            quote!(required(#name, &#ty))
         }
     });
     quote!(&[#(#items),*])
@@ -35,20 +35,18 @@ pub fn emit(ctx: &Context<'_>) -> TokenStream {
         let element = ctx.desc_ref(element, &quote!());
         out.extend(quote!(pub static #name: TypeDesc = TypeDesc::Array(&#element);));
     }
+    let mut body = quote! {
+        // The names of these statics never clash with the runtime's.
+        use ::qapi_runtime::desc::*;
+    };
+    body.extend(out);
+    let body = super::braced(body);
     quote! {
         /// Type descriptors for checking arguments; used by the dispatcher.
         #[doc(hidden)]
-        pub mod desc {
-            #[allow(unused_imports)]
-            use ::qapi_runtime::desc as builtin;
-            #[allow(unused_imports)]
-            use ::qapi_runtime::desc::{AlternateDesc, BranchesDesc, MemberDesc, ObjectDesc, TypeDesc};
-
-            #out
-        }
+        pub mod desc #body
     }
 }
-
 fn emit_type(ctx: &Context<'_>, id: EntityId) -> TokenStream {
     let e = ctx.entity(id);
     let name = ctx.desc_name(id).unwrap();

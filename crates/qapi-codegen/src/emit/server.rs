@@ -69,6 +69,7 @@ pub fn emit(ctx: &Context<'_>) -> TokenStream {
             }
         });
     }
+    let methods = super::braced(methods);
     // A schema without commands leaves the parameters unused.
     let unused = if ctx.commands.is_empty() {
         quote!(let _ = server;)
@@ -83,10 +84,9 @@ pub fn emit(ctx: &Context<'_>) -> TokenStream {
         })
     } else {
         // The table lists only these commands; the last arm is never taken.
-        quote!(match info.name {
-            #arms
-            _ => #fallback,
-        })
+        arms.extend(quote!(_ => #fallback,));
+        let arms = super::braced(arms);
+        quote!(match info.name #arms)
     };
     quote! {
         /// The agent side: implement [`Server`] and hand requests to
@@ -103,9 +103,7 @@ pub fn emit(ctx: &Context<'_>) -> TokenStream {
 
             /// One method per command. Each answers "not supported" until
             /// implemented, so an agent can offer any subset.
-            pub trait Server {
-                #methods
-            }
+            pub trait Server #methods
 
             /// Handles one request as qemu-ga does: checks the envelope and
             /// the arguments (errors name the parameter), applies `policy`,

@@ -73,7 +73,7 @@ fn emit_enum(ctx: &Context<'_>, id: EntityId, values: &[qapi_parser::schema::Enu
         pub enum #name {
             #( #variant_docs #variant_deprecated #variants, )*
             /// A value this schema does not know, as sent by a newer peer.
-            #other(::std::string::String),
+            #other(String),
         }
 
         ::qapi_runtime::impl_enum!(#name, #other, [#(#variants = #wire),*]);
@@ -190,7 +190,7 @@ fn branch_variants(
             } else {
                 let mut ty = ctx.rust_type(v.typ, &quote!());
                 if ctx.needs_box(v.typ, id) {
-                    ty = quote!(::std::boxed::Box<#ty>);
+                    ty = quote!(Box<#ty>);
                 }
                 quote!(#doc #n(#ty),)
             }
@@ -311,7 +311,7 @@ fn emit_alternate(ctx: &Context<'_>, id: EntityId, variants: &[Variant]) -> Toke
         .map(|v| {
             let ty = ctx.rust_type(v.typ, &quote!());
             if ctx.needs_box(v.typ, id) {
-                quote!(::std::boxed::Box<#ty>)
+                quote!(Box<#ty>)
             } else {
                 ty
             }
