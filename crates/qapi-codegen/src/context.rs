@@ -1,6 +1,7 @@
 //! What every emitter shares: the checked schema and the Rust names and
 //! types chosen for its entities.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 
 use proc_macro2::{Ident, TokenStream};
@@ -8,6 +9,7 @@ use qapi_parser::schema::{EntityKind, ObjectMember};
 use qapi_parser::{Entity, EntityId, Schema};
 use quote::quote;
 
+use crate::docs;
 use crate::names::{camel, ident, screaming, snake, Scope};
 
 /// The Rust side of one command.
@@ -29,6 +31,9 @@ pub struct Context<'s> {
     pub commands: Vec<CommandNames>,
     /// Entities that get a Rust type, in schema order.
     pub types: Vec<EntityId>,
+    /// When set, doc comments are collected here and the tokens carry
+    /// only a placeholder per block (see [`docs::fill`]).
+    doc_blocks: Option<RefCell<Vec<Vec<String>>>>,
 }
 
 /// Object types the generator writes as Rust structs or unions: named
@@ -43,8 +48,22 @@ impl<'s> Context<'s> {
         let mut type_scope = Scope::with_reserved(&["Option", "String", "Vec", "Box", "Result"]);
         // The runtime's descriptor names, which the `desc` module imports.
         let mut static_scope = Scope::with_reserved(&[
-            "COMMANDS", "STR", "NUMBER", "INT64", "INT8", "INT16", "INT32", "UINT8", "UINT16", "UINT32", "UINT64",
-            "SIZE", "BOOL", "NULL", "ANY", "NO_MEMBERS",
+            "COMMANDS",
+            "STR",
+            "NUMBER",
+            "INT64",
+            "INT8",
+            "INT16",
+            "INT32",
+            "UINT8",
+            "UINT16",
+            "UINT32",
+            "UINT64",
+            "SIZE",
+            "BOOL",
+            "NULL",
+            "ANY",
+            "NO_MEMBERS",
         ]);
         let mut method_scope = Scope::with_reserved(&["new", "transport", "transport_mut", "into_inner"]);
         // Trait names the `commands` module imports.
@@ -56,6 +75,7 @@ impl<'s> Context<'s> {
             members_names: HashMap::new(),
             commands: Vec::new(),
             types: Vec::new(),
+            doc_blocks: None,
         };
         let used = ctx.referenced_types();
         for (i, e) in schema.entities.iter().enumerate() {
@@ -98,6 +118,31 @@ impl<'s> Context<'s> {
             }
         }
         ctx
+    }
+
+    /// Collect doc comments instead of writing them into the tokens.
+    pub fn collect_docs(mut self) -> Self {
+        self.doc_blocks = Some(RefCell::new(Vec::new()));
+        self
+    }
+
+    /// The collected doc comment blocks, by placeholder index.
+    pub fn take_doc_blocks(&mut self) -> Vec<Vec<String>> {
+        self.doc_blocks.take().map(RefCell::into_inner).unwrap_or_default()
+    }
+
+    /// Doc attributes for `lines`: the attributes themselves, or one
+    /// placeholder when collecting.
+    pub fn doc_attrs(&self, lines: Vec<String>) -> TokenStream {
+        match &self.doc_blocks {
+            None => docs::attrs(&lines),
+            Some(_) if lines.is_empty() => TokenStream::new(),
+            Some(blocks) => {
+                let mut blocks = blocks.borrow_mut();
+                blocks.push(lines);
+                docs::placeholder(blocks.len() - 1)
+            }
+        }
     }
 
     /// Types that members, branches, returns or arrays refer to.

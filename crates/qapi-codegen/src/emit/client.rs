@@ -4,7 +4,6 @@ use proc_macro2::TokenStream;
 use quote::quote;
 
 use crate::context::Context;
-use crate::docs;
 use crate::emit::commands::{args_type, command};
 
 /// A one-line doc linking to the command's marker type, which carries
@@ -17,7 +16,7 @@ fn method_docs(ctx: &Context<'_>, names: &crate::context::CommandNames) -> Token
     } else {
         format!("Sends `{wire}`, which gets no reply on success: see [`{marker}`](super::commands::{marker}).")
     };
-    docs::attrs(&[line])
+    ctx.doc_attrs(vec![line])
 }
 
 pub fn emit(ctx: &Context<'_>) -> TokenStream {
@@ -43,26 +42,11 @@ pub fn emit(ctx: &Context<'_>) -> TokenStream {
         };
         let (ret, call, call_async, map) = if c.flags.success_response {
             match c.ret_type {
-                Some(r) => (
-                    ctx.rust_type(r, &sup),
-                    quote!(call),
-                    quote!(call_async),
-                    quote!(),
-                ),
-                None => (
-                    quote!(()),
-                    quote!(call),
-                    quote!(call_async),
-                    quote!(.map(|Empty| ())),
-                ),
+                Some(r) => (ctx.rust_type(r, &sup), quote!(call), quote!(call_async), quote!()),
+                None => (quote!(()), quote!(call), quote!(call_async), quote!(.map(|Empty| ()))),
             }
         } else {
-            (
-                quote!(()),
-                quote!(send),
-                quote!(send_async),
-                quote!(),
-            )
+            (quote!(()), quote!(send), quote!(send_async), quote!())
         };
         sync_methods.extend(quote! {
             #doc

@@ -72,7 +72,7 @@ fn command_docs(ctx: &Context<'_>, names: &CommandNames) -> TokenStream {
         lines.push(String::new());
         lines.push(format!("Offered by guests where `{}` holds.", ic.python_repr(true)));
     }
-    docs::attrs(&lines)
+    ctx.doc_attrs(lines)
 }
 
 pub fn emit(ctx: &Context<'_>) -> TokenStream {

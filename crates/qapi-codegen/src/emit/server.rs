@@ -25,7 +25,7 @@ pub fn emit(ctx: &Context<'_>) -> TokenStream {
             lines.push(String::new());
             lines.extend(doc_lines);
         }
-        let doc = docs::attrs(&lines);
+        let doc = ctx.doc_attrs(lines);
         let ret = match (c.flags.success_response, c.ret_type) {
             (true, Some(r)) => ctx.rust_type(r, &sup),
             _ => quote!(()),

@@ -35,7 +35,7 @@ fn type_docs(ctx: &Context<'_>, id: EntityId) -> TokenStream {
         }
         lines.push(format!("Defined for guests where `{}` holds.", c.python_repr(true)));
     }
-    docs::attrs(&lines)
+    ctx.doc_attrs(lines)
 }
 
 pub fn emit(ctx: &Context<'_>) -> TokenStream {
@@ -61,7 +61,7 @@ fn emit_enum(ctx: &Context<'_>, id: EntityId, values: &[qapi_parser::schema::Enu
     let variants: Vec<_> = values.iter().map(|v| ident(&scope.claim(camel(&v.name)))).collect();
     let other = ident(&scope.claim("Unrecognized".into()));
     let wire: Vec<&str> = values.iter().map(|v| v.name.as_str()).collect();
-    let variant_docs = values.iter().map(|v| docs::attrs(&docs::member(doc, &v.name)));
+    let variant_docs = values.iter().map(|v| ctx.doc_attrs(docs::member(doc, &v.name)));
     let variant_deprecated = values.iter().map(|v| deprecated(&v.features));
     let type_docs = type_docs(ctx, id);
     let dep = deprecated(&e.features);
@@ -110,7 +110,7 @@ fn field_defs(
             let ty = ctx.field_type(m, id, &quote!());
             let wire = &m.name;
             let field = &f.ident;
-            let doc = docs::attrs(&docs::member(doc_owner, &m.name));
+            let doc = ctx.doc_attrs(docs::member(doc_owner, &m.name));
             let dep = deprecated(&m.features);
             let rename = if field.to_string().trim_start_matches("r#") != *wire {
                 quote!(rename = #wire,)
@@ -184,7 +184,7 @@ fn branch_variants(
         .iter()
         .zip(&names)
         .map(|(v, n)| {
-            let doc = docs::attrs(&[format!("The `{}` branch.", v.name)]);
+            let doc = ctx.doc_attrs(vec![format!("The `{}` branch.", v.name)]);
             if ctx.entity(v.typ).name == "q_empty" {
                 quote!(#doc #n,)
             } else {
@@ -259,7 +259,7 @@ fn emit_union(ctx: &Context<'_>, id: EntityId, o: &ObjectType) -> TokenStream {
     };
     let before = fields.iter().take(tag_pos).map(base_entry);
     let after = fields.iter().skip(tag_pos).map(base_entry);
-    let kind_doc = docs::attrs(&[format!("The branches of [`{name}`], chosen by `{tag}`.")]);
+    let kind_doc = ctx.doc_attrs(vec![format!("The branches of [`{name}`], chosen by `{tag}`.")]);
     quote! {
         #docs
         #dep
@@ -317,7 +317,7 @@ fn emit_alternate(ctx: &Context<'_>, id: EntityId, variants: &[Variant]) -> Toke
             }
         })
         .collect();
-    let vdocs = variants.iter().map(|v| docs::attrs(&docs::member(doc, &v.name)));
+    let vdocs = variants.iter().map(|v| ctx.doc_attrs(docs::member(doc, &v.name)));
     let kinds = variants.iter().map(|v| json_kind(ctx.entity(v.typ).json_type()));
     let expected = format!(
         "one of: {}",
