@@ -108,19 +108,30 @@ pub static SIZE: TypeDesc = TypeDesc::Int(IntKind::Size);
 impl MemberDesc {
     /// A member that must be present.
     pub const fn required(name: &'static str, ty: &'static TypeDesc) -> MemberDesc {
-        MemberDesc { name, optional: false, ty }
+        MemberDesc {
+            name,
+            optional: false,
+            ty,
+        }
     }
 
     /// A member that may be left out.
     pub const fn optional(name: &'static str, ty: &'static TypeDesc) -> MemberDesc {
-        MemberDesc { name, optional: true, ty }
+        MemberDesc {
+            name,
+            optional: true,
+            ty,
+        }
     }
 }
 
 impl ObjectDesc {
     /// A struct (or command arguments) with these members.
     pub const fn new(members: &'static [MemberDesc]) -> ObjectDesc {
-        ObjectDesc { members, branches: None }
+        ObjectDesc {
+            members,
+            branches: None,
+        }
     }
 
     /// A union: its members (the tag among them) and its branches.
