@@ -53,7 +53,9 @@ pub struct MessageReader {
     buf: Vec<u8>,
     state: State,
     depth: usize,
-    in_string: bool,
+    /// The quote that opened the string being read, if any: QEMU's JSON
+    /// also takes 'single-quoted' strings, in which `"` is plain text.
+    string_quote: Option<u8>,
     escaped: bool,
     /// Past a limit: track structure to find the end, keep nothing.
     skipping: bool,
@@ -73,7 +75,7 @@ impl MessageReader {
             buf: Vec::new(),
             state: State::Idle,
             depth: 0,
-            in_string: false,
+            string_quote: None,
             escaped: false,
             skipping: false,
         }
@@ -85,7 +87,7 @@ impl MessageReader {
         self.buf.shrink_to(64 * 1024);
         self.state = State::Idle;
         self.depth = 0;
-        self.in_string = false;
+        self.string_quote = None;
         self.escaped = false;
         self.skipping = false;
     }
@@ -102,7 +104,7 @@ impl MessageReader {
         self.buf.clear();
         self.state = State::Idle;
         self.depth = 0;
-        self.in_string = false;
+        self.string_quote = None;
         self.escaped = false;
         self.skipping = false;
     }
@@ -136,8 +138,9 @@ impl MessageReader {
                         self.depth = 1;
                         self.keep(b, out);
                     }
-                    b'"' => {
+                    b'"' | b'\'' => {
                         self.state = State::TopString;
+                        self.string_quote = Some(b);
                         self.keep(b, out);
                     }
                     b'}' | b']' | b':' | b',' => {
@@ -153,7 +156,7 @@ impl MessageReader {
                 },
                 State::TopScalar => match b {
                     b' ' | b'\t' | b'\r' | b'\n' => self.finish(out),
-                    b'{' | b'[' | b'}' | b']' | b':' | b',' | b'"' => {
+                    b'{' | b'[' | b'}' | b']' | b':' | b',' | b'"' | b'\'' => {
                         self.finish(out);
                         self.push(&[b], out);
                     }
@@ -165,24 +168,24 @@ impl MessageReader {
                         self.escaped = false;
                     } else if b == b'\\' {
                         self.escaped = true;
-                    } else if b == b'"' {
+                    } else if Some(b) == self.string_quote {
                         self.finish(out);
                     }
                 }
                 State::Nested => {
                     self.keep(b, out);
-                    if self.in_string {
+                    if self.string_quote.is_some() {
                         if self.escaped {
                             self.escaped = false;
                         } else if b == b'\\' {
                             self.escaped = true;
-                        } else if b == b'"' {
-                            self.in_string = false;
+                        } else if Some(b) == self.string_quote {
+                            self.string_quote = None;
                         }
                         continue;
                     }
                     match b {
-                        b'"' => self.in_string = true,
+                        b'"' | b'\'' => self.string_quote = Some(b),
                         b'{' | b'[' => {
                             self.depth += 1;
                             if self.depth > self.max_nesting && !self.skipping {
@@ -252,6 +255,20 @@ mod tests {
         assert_eq!(
             frames(&mut r, b"{\"a\":\"0123456789\"} {}"),
             vec![Frame::TooLarge, msg("{}")]
+        );
+    }
+
+    #[test]
+    fn single_quoted_strings_frame_like_double_quoted_ones() {
+        let mut r = MessageReader::default();
+        let input = br#"{'execute':'guest-ping','id':'a"}b'} 'x"y' {"s":"it's"}"#;
+        assert_eq!(
+            frames(&mut r, input),
+            vec![
+                msg(r#"{'execute':'guest-ping','id':'a"}b'}"#),
+                msg(r#"'x"y'"#),
+                msg(r#"{"s":"it's"}"#)
+            ]
         );
     }
 

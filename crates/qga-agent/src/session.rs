@@ -206,7 +206,7 @@ fn can_start_token(b: u8) -> bool {
 fn may_end_message(b: u8) -> bool {
     matches!(
         b,
-        b'}' | b']' | b'{' | b'[' | b':' | b',' | b'"' | b' ' | b'\t' | b'\r' | b'\n' | DELIMITER
+        b'}' | b']' | b'{' | b'[' | b':' | b',' | b'"' | b'\'' | b' ' | b'\t' | b'\r' | b'\n' | DELIMITER
     )
 }
 

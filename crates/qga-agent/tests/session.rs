@@ -264,7 +264,11 @@ fn nesting_and_size_limits_give_one_error_then_recover() {
         h.session.feed(request.as_bytes(), &mut out);
         // Checked without building a deep value on this thread's stack.
         let text = String::from_utf8(out).unwrap();
-        assert!(text.ends_with(&format!(",\"id\":{deep_id}}}\n")), "{command}: {}", &text[..80.min(text.len())]);
+        assert!(
+            text.ends_with(&format!(",\"id\":{deep_id}}}\n")),
+            "{command}: {}",
+            &text[..80.min(text.len())]
+        );
     }
 
     let big = format!("{{\"execute\":\"guest-ping\",\"id\":\"{}\"}}", "x".repeat(64 << 20));
@@ -290,6 +294,14 @@ fn single_quoted_strings_are_accepted_like_qemu() {
     assert_eq!(
         h.replies(b"{'execute':'guest-sync','arguments':{'id':5},'id':'it\\'s'}"),
         vec![json!({"return": 5, "id": "it's"})]
+    );
+    // A double quote is plain text inside single quotes, also for framing.
+    assert_eq!(
+        h.replies(b"{'execute':'guest-ping','id':'say \"hi\"'} {'execute':'guest-ping','id':2}"),
+        vec![
+            json!({"return": {}, "id": "say \"hi\""}),
+            json!({"return": {}, "id": 2})
+        ]
     );
 }
 
