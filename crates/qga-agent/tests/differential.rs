@@ -1,0 +1,958 @@
+//! Differential test: the same raw bytes go to qemu-ga and to our agent,
+//! each on a unix socket in its own temporary directory, and the replies
+//! are compared as JSON.
+//!
+//! Every transcript ends with a `guest-sync` whose reply marks the end of
+//! the replies (and proves the agent recovered). Replies whose request id
+//! starts with `mask:` have their `return` replaced by its JSON type
+//! (times, handles); ids starting with `shape:` have it replaced by its
+//! structure (keys and value types, recursively). Nothing sent here
+//! changes the machine; files are only written under a temporary
+//! directory.
+//!
+//! Deliberate differences are handled where they arise and named in
+//! `DELIBERATE` below.
+
+mod agent_harness;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::Duration;
+
+use agent_harness::{
+    is_sentinel_reply, qemu_ga_available, render_items, sentinel_request, show_bytes, AgentProcess, Conn, Item, Which,
+};
+use serde_json::{json, Value};
+
+const OUR_AGENT: &str = env!("CARGO_BIN_EXE_qga-agent");
+
+/// Where we differ from qemu-ga 7.2 on purpose, and why.
+#[allow(dead_code)]
+const DELIBERATE: &[(&str, &str)] = &[
+    (
+        "nesting limit",
+        "past depth 1024 qemu-ga 7.2 sends one error per leftover token (over a thousand replies); \
+         we send one error and skip to the end of the message",
+    ),
+    (
+        "commands newer than 7.2",
+        "our schema is QEMU 10.2's: commands qemu-ga 7.2 does not know (guest-get-load, ...) answer \
+         CommandNotFound there and succeed here; guest-info flags are compared for commands both know",
+    ),
+];
+
+struct Pair {
+    qemu: AgentProcess,
+    ours: AgentProcess,
+    /// Both are qemu-ga (`AGENTVERIFY_OURS`): checks of our own
+    /// behaviour are skipped.
+    self_check: bool,
+}
+
+impl Pair {
+    fn start(test: &str, extra: &[&str]) -> Option<Pair> {
+        if !qemu_ga_available(test) {
+            return None;
+        }
+        // AGENTVERIFY_OURS=/usr/sbin/qemu-ga checks the harness itself:
+        // qemu-ga against qemu-ga must show no difference.
+        let ours = Path::new(OUR_AGENT);
+        Some(Pair {
+            qemu: AgentProcess::start(Which::QemuGa, ours, extra),
+            ours: AgentProcess::start(Which::Ours, ours, extra),
+            self_check: std::env::var_os("AGENTVERIFY_OURS").is_some(),
+        })
+    }
+
+    fn agents(&self) -> [&AgentProcess; 2] {
+        [&self.qemu, &self.ours]
+    }
+}
+
+/// How the bytes of a transcript are written.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Writes {
+    /// The whole transcript in one write.
+    One,
+    /// One write per byte.
+    Bytewise,
+}
+
+/// How long one transcript may take. Both agents answer in milliseconds;
+/// running out means the agent did not recover.
+const TRANSCRIPT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Sends `bytes` then the sentinel on a new connection; returns every
+/// item before the sentinel's reply. Without that reply, the items end
+/// with a note saying so (the difference shows in the diff).
+fn transcript(agent: &AgentProcess, bytes: &[u8], writes: Writes) -> Vec<Item> {
+    let mut conn = agent.connect();
+    match writes {
+        Writes::One => conn.send(bytes),
+        Writes::Bytewise => conn.send_bytewise(bytes),
+    }
+    conn.send(sentinel_request().as_bytes());
+    let mut items = match conn.try_read_until(TRANSCRIPT_TIMEOUT, |items| items.iter().any(is_sentinel_reply)) {
+        Ok(items) => items,
+        Err(failure) => {
+            eprintln!("{failure}");
+            let mut items = std::mem::take(&mut conn.items);
+            items.truncate(20);
+            items.push(Item::Garbage(format!(
+                "NO REPLY to the guest-sync sent after this transcript within {TRANSCRIPT_TIMEOUT:?}"
+            )));
+            return items;
+        }
+    };
+    let last = items.pop();
+    assert!(
+        last.as_ref().is_some_and(is_sentinel_reply),
+        "{}: replies after the sentinel:\n{}",
+        agent.which.name(),
+        render_items(&items, 40)
+    );
+    items
+}
+
+/// The prefix of every reply to input that does not parse.
+const PARSE_ERROR: &str = "JSON parse error, ";
+
+fn is_parse_error(item: &Item) -> bool {
+    matches!(item, Item::Json(v) if v["error"]["desc"].as_str().is_some_and(|d| d.starts_with(PARSE_ERROR)))
+}
+
+/// For input that does not parse: qemu-ga's lexer sometimes answers one
+/// broken message with several errors (it recovers token by token); we
+/// answer it with one (deliberate). Runs of parse errors collapse to one.
+fn collapse_parse_errors(items: Vec<Item>) -> Vec<Item> {
+    let mut out: Vec<Item> = Vec::new();
+    for item in items {
+        if is_parse_error(&item) && out.last().is_some_and(is_parse_error) {
+            continue;
+        }
+        out.push(item);
+    }
+    out
+}
+
+/// The words after "JSON parse error, " come from each agent's own
+/// parser (deliberate): compared only when `strict`.
+fn without_parse_error_details(items: &[Item]) -> Vec<Item> {
+    items
+        .iter()
+        .map(|item| {
+            if is_parse_error(item) {
+                Item::Json(json!({"error": {"class": "GenericError", "desc": format!("{PARSE_ERROR}...")}}))
+            } else {
+                item.clone()
+            }
+        })
+        .collect()
+}
+
+/// The JSON type of a value, as a string.
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// Keys and value types, recursively. The elements of an array merge into
+/// one shape (their keys united), so arrays of different lengths with the
+/// same kind of element have the same shape; an empty array stays `[]`.
+fn shape(v: &Value) -> Value {
+    match v {
+        Value::Array(items) => {
+            let merged = items.iter().map(shape).reduce(merge_shapes);
+            Value::Array(merged.into_iter().collect())
+        }
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), shape(v))).collect()),
+        other => Value::String(type_name(other).into()),
+    }
+}
+
+fn merge_shapes(a: Value, b: Value) -> Value {
+    match (a, b) {
+        (Value::Object(mut a), Value::Object(b)) => {
+            for (k, vb) in b {
+                let merged = match a.remove(&k) {
+                    Some(va) => merge_shapes(va, vb),
+                    None => vb,
+                };
+                a.insert(k, merged);
+            }
+            Value::Object(a)
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            Value::Array(a.into_iter().chain(b).reduce(merge_shapes).into_iter().collect())
+        }
+        (a, b) if a == b => a,
+        (a, b) => {
+            let mut kinds: BTreeSet<String> = BTreeSet::new();
+            for s in [&a, &b] {
+                match s {
+                    Value::String(s) => kinds.extend(s.split('|').map(str::to_owned)),
+                    other => {
+                        kinds.insert(other.to_string());
+                    }
+                }
+            }
+            Value::String(kinds.into_iter().collect::<Vec<_>>().join("|"))
+        }
+    }
+}
+
+/// Applies the `mask:` and `shape:` rules of the request ids.
+fn normalise(items: &[Item]) -> Vec<Item> {
+    items
+        .iter()
+        .map(|item| match item {
+            Item::Json(Value::Object(reply)) => {
+                let mut reply = reply.clone();
+                let id = reply.get("id").and_then(Value::as_str).unwrap_or("").to_owned();
+                if let Some(ret) = reply.get_mut("return") {
+                    if id.starts_with("mask:") {
+                        *ret = Value::String(format!("<{}>", type_name(ret)));
+                    } else if id.starts_with("shape:") {
+                        *ret = shape(ret);
+                    }
+                }
+                Item::Json(Value::Object(reply))
+            }
+            other => other.clone(),
+        })
+        .collect()
+}
+
+/// A readable side-by-side listing of both reply sequences, or `None`
+/// when they are equal.
+fn diff(case: &str, request: &[u8], qemu: &[Item], ours: &[Item]) -> Option<String> {
+    if qemu == ours {
+        return None;
+    }
+    let mut out = format!("\n=== {case}: replies differ\nrequest: {}\n", show_bytes(request));
+    let n = qemu.len().max(ours.len());
+    let mut shown = 0;
+    for i in 0..n {
+        let (a, b) = (qemu.get(i), ours.get(i));
+        if a == b {
+            continue;
+        }
+        shown += 1;
+        if shown > 12 {
+            out.push_str("  ... more differences\n");
+            break;
+        }
+        let show = |x: Option<&Item>| x.map_or("<nothing>".to_owned(), |x| x.to_string());
+        out.push_str(&format!(
+            "  [{i}] qemu-ga:   {}\n      qga-agent: {}\n",
+            show(a),
+            show(b)
+        ));
+    }
+    out.push_str(&format!(
+        "  ({} replies from qemu-ga, {} from qga-agent)\n",
+        qemu.len(),
+        ours.len()
+    ));
+    Some(out)
+}
+
+/// Collects the differences of one test, then fails with all of them.
+#[derive(Default)]
+struct Report {
+    differences: Vec<String>,
+    cases: usize,
+    wording_notes: usize,
+}
+
+impl Report {
+    fn push(&mut self, d: Option<String>) {
+        self.cases += 1;
+        if let Some(d) = d {
+            self.differences.push(d);
+        }
+    }
+
+    /// Runs one transcript on both agents and compares the normalised
+    /// replies.
+    fn case(&mut self, pair: &Pair, case: &str, bytes: &[u8], writes: Writes) {
+        let qemu = normalise(&transcript(&pair.qemu, bytes, writes));
+        let ours = normalise(&transcript(&pair.ours, bytes, writes));
+        self.push(diff(case, bytes, &qemu, &ours));
+    }
+
+    /// For input that does not parse: like [`Report::case`], but runs of
+    /// parse errors from qemu-ga count as one and the parse errors' wording
+    /// is not compared (wording differences are printed as notes).
+    fn malformed_case(&mut self, pair: &Pair, case: &str, bytes: &[u8], writes: Writes) {
+        let qemu = collapse_parse_errors(normalise(&transcript(&pair.qemu, bytes, writes)));
+        let mut ours = normalise(&transcript(&pair.ours, bytes, writes));
+        if pair.self_check {
+            ours = collapse_parse_errors(ours);
+        }
+        if let Some(note) = diff(case, bytes, &qemu, &ours) {
+            if diff(
+                case,
+                bytes,
+                &without_parse_error_details(&qemu),
+                &without_parse_error_details(&ours),
+            )
+            .is_none()
+            {
+                eprintln!("note (parse error wording only, deliberate):{note}");
+                self.wording_notes += 1;
+            }
+        }
+        let (qemu, ours) = (without_parse_error_details(&qemu), without_parse_error_details(&ours));
+        self.push(diff(case, bytes, &qemu, &ours));
+    }
+
+    fn finish(self, test: &str) {
+        assert!(
+            self.differences.is_empty(),
+            "{test}: {} of {} cases differ from qemu-ga:\n{}",
+            self.differences.len(),
+            self.cases,
+            self.differences.join("")
+        );
+        eprintln!(
+            "{test}: {} cases equal ({} differ only in parse error wording)",
+            self.cases, self.wording_notes
+        );
+    }
+}
+
+#[test]
+fn ping_sync_and_sync_delimited() {
+    let Some(pair) = Pair::start("ping_sync_and_sync_delimited", &[]) else {
+        return;
+    };
+    let mut report = Report::default();
+    let cases: &[(&str, &[u8])] = &[
+        ("ping", br#"{"execute":"guest-ping"}"#),
+        (
+            "ping with empty arguments",
+            br#"{"execute":"guest-ping","arguments":{}}"#,
+        ),
+        ("sync", br#"{"execute":"guest-sync","arguments":{"id":12345}}"#),
+        (
+            "sync negative",
+            br#"{"execute":"guest-sync","arguments":{"id":-9223372036854775808}}"#,
+        ),
+        (
+            "sync largest",
+            br#"{"execute":"guest-sync","arguments":{"id":9223372036854775807}}"#,
+        ),
+        (
+            "sync-delimited",
+            br#"{"execute":"guest-sync-delimited","arguments":{"id":4711}}"#,
+        ),
+        (
+            "sync-delimited after a host 0xFF",
+            b"\xff{\"execute\":\"guest-sync-delimited\",\"arguments\":{\"id\":4712}}",
+        ),
+        (
+            "0xFF flushes a half request",
+            b"{\"execute\":\"guest-sync\",\"argum\xff{\"execute\":\"guest-sync-delimited\",\"arguments\":{\"id\":1}}",
+        ),
+        (
+            "0xFF between requests",
+            b"{\"execute\":\"guest-ping\"}\xff{\"execute\":\"guest-ping\"}",
+        ),
+        (
+            "0xFF inside a string",
+            b"{\"execute\":\"guest-\xffping\"}{\"execute\":\"guest-ping\"}",
+        ),
+        ("two 0xFF", b"\xff\xff{\"execute\":\"guest-ping\"}"),
+    ];
+    for (name, bytes) in cases {
+        if bytes.contains(&0xFF) {
+            report.malformed_case(&pair, name, bytes, Writes::One);
+        } else {
+            report.case(&pair, name, bytes, Writes::One);
+        }
+    }
+    report.finish("ping_sync_and_sync_delimited");
+}
+
+/// `guest-info` for the commands both agents know: enabled and
+/// success-response must agree. Version is not compared.
+fn info_flags(conn: &mut Conn) -> (String, BTreeMap<String, (bool, bool)>) {
+    let reply = conn.call(r#"{"execute":"guest-info"}"#);
+    let ret = &reply["return"];
+    let version = ret["version"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no version in {reply}"))
+        .to_owned();
+    let flags = ret["supported_commands"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no supported_commands in {reply}"))
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_owned(),
+                (
+                    c["enabled"].as_bool().unwrap(),
+                    c["success-response"].as_bool().unwrap(),
+                ),
+            )
+        })
+        .collect();
+    (version, flags)
+}
+
+fn compare_info_flags(pair: &Pair, case: &str) -> Option<String> {
+    let (qemu_version, qemu) = info_flags(&mut pair.qemu.connect());
+    let (our_version, ours) = info_flags(&mut pair.ours.connect());
+    assert!(!our_version.is_empty(), "our guest-info has an empty version");
+    let mut out = String::new();
+    for (name, flags) in &qemu {
+        match ours.get(name) {
+            Some(o) if o == flags => {}
+            Some(o) => out.push_str(&format!(
+                "  {name}: qemu-ga {} enabled={} success-response={}, qga-agent {} enabled={} success-response={}\n",
+                qemu_version, flags.0, flags.1, our_version, o.0, o.1
+            )),
+            None => out.push_str(&format!(
+                "  {name}: listed by qemu-ga {qemu_version}, missing from ours\n"
+            )),
+        }
+    }
+    let only_ours: Vec<&String> = ours.keys().filter(|k| !qemu.contains_key(*k)).collect();
+    eprintln!("{case}: commands only we list (newer than qemu-ga {qemu_version}): {only_ours:?}");
+    (!out.is_empty()).then(|| format!("\n=== {case}: guest-info flags differ\n{out}"))
+}
+
+#[test]
+fn guest_info_flags() {
+    let Some(pair) = Pair::start("guest_info_flags", &[]) else {
+        return;
+    };
+    let mut report = Report::default();
+    report.push(compare_info_flags(&pair, "guest-info flags"));
+    report.finish("guest_info_flags");
+}
+
+#[test]
+fn request_errors() {
+    let Some(pair) = Pair::start("request_errors", &[]) else {
+        return;
+    };
+    let mut report = Report::default();
+    let cases: &[(&str, &[u8])] = &[
+        ("unknown command", br#"{"execute":"guest-no-such-command"}"#),
+        (
+            "unknown command with id",
+            br#"{"execute":"guest-no-such-command","id":1}"#,
+        ),
+        ("empty command name", br#"{"execute":""}"#),
+        ("missing argument", br#"{"execute":"guest-sync"}"#),
+        (
+            "missing argument, empty arguments",
+            br#"{"execute":"guest-sync","arguments":{}}"#,
+        ),
+        (
+            "wrongly typed argument",
+            br#"{"execute":"guest-sync","arguments":{"id":"seven"}}"#,
+        ),
+        (
+            "float for an integer",
+            br#"{"execute":"guest-sync","arguments":{"id":1.5}}"#,
+        ),
+        (
+            "integer past int64",
+            br#"{"execute":"guest-sync","arguments":{"id":9223372036854775808}}"#,
+        ),
+        (
+            "integer below int64",
+            br#"{"execute":"guest-sync","arguments":{"id":-9223372036854775809}}"#,
+        ),
+        (
+            "integer past uint64",
+            br#"{"execute":"guest-sync","arguments":{"id":18446744073709551616}}"#,
+        ),
+        (
+            "exponent for an integer",
+            br#"{"execute":"guest-sync","arguments":{"id":1e2}}"#,
+        ),
+        ("negative zero", br#"{"execute":"guest-sync","arguments":{"id":-0}}"#),
+        (
+            "bool for an integer",
+            br#"{"execute":"guest-sync","arguments":{"id":true}}"#,
+        ),
+        (
+            "null for an integer",
+            br#"{"execute":"guest-sync","arguments":{"id":null}}"#,
+        ),
+        (
+            "extra argument",
+            br#"{"execute":"guest-sync","arguments":{"id":1,"extra":2}}"#,
+        ),
+        (
+            "argument to a command without any",
+            br#"{"execute":"guest-ping","arguments":{"x":1}}"#,
+        ),
+        ("arguments not an object", br#"{"execute":"guest-ping","arguments":[]}"#),
+        ("arguments null", br#"{"execute":"guest-ping","arguments":null}"#),
+        ("execute not a string", br#"{"execute":1}"#),
+        ("execute missing", br#"{}"#),
+        ("execute missing, arguments given", br#"{"arguments":{}}"#),
+        ("unknown top-level key", br#"{"execute":"guest-ping","bogus":1}"#),
+        ("unknown top-level key only", br#"{"foo":1}"#),
+        ("exec-oob", br#"{"exec-oob":"guest-ping"}"#),
+        ("array input", br#"[1,2]"#),
+        ("number input", br#"5 "#),
+        ("string input", br#""guest-ping""#),
+        ("true input", br#"true "#),
+        ("null input", br#"null "#),
+        (
+            "wrong type nested",
+            br#"{"execute":"guest-file-open","arguments":{"path":7}}"#,
+        ),
+        (
+            "optional with wrong type",
+            br#"{"execute":"guest-file-open","arguments":{"path":"/x","mode":1}}"#,
+        ),
+        (
+            "enum value unknown",
+            br#"{"execute":"guest-fsfreeze-status","arguments":{"x":"y"}}"#,
+        ),
+        (
+            "file read of an unknown handle",
+            br#"{"execute":"guest-file-read","arguments":{"handle":987654321}}"#,
+        ),
+        (
+            "file open of a missing file",
+            br#"{"execute":"guest-file-open","arguments":{"path":"/nonexistent-agentverify/x"}}"#,
+        ),
+        (
+            "file open with a bad mode",
+            br#"{"execute":"guest-file-open","arguments":{"path":"/dev/null","mode":"q"}}"#,
+        ),
+        (
+            "ssh keys of an unknown user",
+            br#"{"execute":"guest-ssh-get-authorized-keys","arguments":{"username":"no-such-user-agentverify"}}"#,
+        ),
+        (
+            "exec-status of an unknown pid",
+            br#"{"execute":"guest-exec-status","arguments":{"pid":987654321}}"#,
+        ),
+    ];
+    for (name, bytes) in cases {
+        report.case(&pair, name, bytes, Writes::One);
+    }
+    report.finish("request_errors");
+}
+
+#[test]
+fn malformed_json_then_recovery() {
+    let Some(pair) = Pair::start("malformed_json_then_recovery", &[]) else {
+        return;
+    };
+    let mut report = Report::default();
+    let cases: &[(&str, &[u8])] = &[
+        ("double colon", br#"{"execute" :: } {"execute":"guest-ping"}"#),
+        ("stray close brace", br#"}{"execute":"guest-ping"}"#),
+        ("stray close bracket", br#"]{"execute":"guest-ping"}"#),
+        ("stray at sign", br#"@{"execute":"guest-ping"}"#),
+        ("stray comma", br#",{"execute":"guest-ping"}"#),
+        (
+            "trailing comma",
+            br#"{"execute":"guest-ping",}{"execute":"guest-ping"}"#,
+        ),
+        ("missing value", br#"{"execute":}{"execute":"guest-ping"}"#),
+        ("bare word", br#"nonsense {"execute":"guest-ping"}"#),
+        ("bad escape", br#"{"execute":"guest-\q"}{"execute":"guest-ping"}"#),
+        (
+            "control character in a string",
+            b"{\"execute\":\"guest-\x01ping\"}{\"execute\":\"guest-ping\"}",
+        ),
+        (
+            "invalid UTF-8 in a string",
+            b"{\"execute\":\"guest-\xc3ping\"}{\"execute\":\"guest-ping\"}",
+        ),
+        ("single-quoted strings", br#"{'execute':'guest-ping'}"#),
+        (
+            "mismatched brackets",
+            br#"{"execute":"guest-ping"]{"execute":"guest-ping"}"#,
+        ),
+        (
+            "unterminated string then 0xFF",
+            b"{\"execute\":\"guest-pi\xff{\"execute\":\"guest-ping\"}",
+        ),
+        (
+            "unterminated object then 0xFF",
+            b"{\"execute\":\"guest-ping\"\xff{\"execute\":\"guest-ping\"}",
+        ),
+        (
+            "number with junk",
+            br#"{"execute":"guest-sync","arguments":{"id":12x}}{"execute":"guest-ping"}"#,
+        ),
+        (
+            "leading zero",
+            br#"{"execute":"guest-sync","arguments":{"id":012}}{"execute":"guest-ping"}"#,
+        ),
+        ("unicode escape", br#"{"execute":"guest-p\u0069ng"}"#),
+        ("NUL byte", b"\x00{\"execute\":\"guest-ping\"}"),
+    ];
+    for (name, bytes) in cases {
+        report.malformed_case(&pair, name, bytes, Writes::One);
+    }
+    report.finish("malformed_json_then_recovery");
+}
+
+#[test]
+fn id_echo() {
+    let Some(pair) = Pair::start("id_echo", &[]) else {
+        return;
+    };
+    let mut report = Report::default();
+    let cases: &[(&str, &[u8])] = &[
+        ("number id", br#"{"execute":"guest-ping","id":1}"#),
+        ("negative id", br#"{"execute":"guest-ping","id":-42}"#),
+        ("float id", br#"{"execute":"guest-ping","id":2.5}"#),
+        (
+            "big id",
+            br#"{"execute":"guest-ping","id":123456789012345678901234567890}"#,
+        ),
+        ("string id", br#"{"execute":"guest-ping","id":"abc"}"#),
+        (
+            "object id",
+            br#"{"execute":"guest-ping","id":{"a":[1,{"b":null}],"c":"d"}}"#,
+        ),
+        ("array id", br#"{"execute":"guest-ping","id":[1,"x"]}"#),
+        ("null id", br#"{"execute":"guest-ping","id":null}"#),
+        ("bool id", br#"{"execute":"guest-ping","id":false}"#),
+        ("id before execute", br#"{"id":"first","execute":"guest-ping"}"#),
+        ("id on an error", br#"{"execute":"guest-sync","id":"err"}"#),
+        ("id on an unknown command", br#"{"execute":"guest-nope","id":{"x":1}}"#),
+        (
+            "id on an unknown top-level key",
+            br#"{"execute":"guest-ping","id":3,"bogus":1}"#,
+        ),
+        ("id with execute not a string", br#"{"execute":7,"id":3}"#),
+        (
+            "id with a return value",
+            br#"{"execute":"guest-sync","arguments":{"id":5},"id":"s"}"#,
+        ),
+    ];
+    for (name, bytes) in cases {
+        report.case(&pair, name, bytes, Writes::One);
+    }
+    report.finish("id_echo");
+}
+
+const PIPELINE: &[u8] = b"{\"execute\":\"guest-ping\",\"id\":1}\
+{\"execute\":\"guest-sync\",\"arguments\":{\"id\":2}}\n\
+  {\"execute\":\"guest-nope\",\"id\":3}\r\n\
+{\"execute\":\"guest-sync-delimited\",\"arguments\":{\"id\":4}}\
+{\"execute\":\"guest-sync\",\"arguments\":{\"id\":\"x\"},\"id\":5}\
+\t{\"execute\":\"guest-ping\",\"id\":{\"n\":[6]}}\
+{\"execute\":\"guest-get-time\",\"id\":\"mask:time\"}\
+{\"execute\":\"guest-ping\",\"id\":\"with \\\"escaped\\\" quotes and } braces {\"}";
+
+#[test]
+fn pipelined_and_split_requests() {
+    let Some(pair) = Pair::start("pipelined_and_split_requests", &[]) else {
+        return;
+    };
+    let mut report = Report::default();
+    report.case(&pair, "pipelined in one write", PIPELINE, Writes::One);
+    report.case(&pair, "one byte per write", PIPELINE, Writes::Bytewise);
+    report.malformed_case(
+        &pair,
+        "one byte per write with a 0xFF flush",
+        b"{\"execute\":\"guest-sy\xff{\"execute\":\"guest-sync-delimited\",\"arguments\":{\"id\":9}}",
+        Writes::Bytewise,
+    );
+    report.finish("pipelined_and_split_requests");
+}
+
+#[test]
+fn blocked_commands() {
+    let blocked = "guest-get-time,guest-get-host-name,guest-get-osinfo";
+    let Some(pair) = Pair::start("blocked_commands", &["-b", blocked]) else {
+        return;
+    };
+    let mut report = Report::default();
+    let cases: &[(&str, &[u8])] = &[
+        ("blocked command", br#"{"execute":"guest-get-time"}"#),
+        (
+            "blocked command with id",
+            br#"{"execute":"guest-get-host-name","id":"b"}"#,
+        ),
+        (
+            "blocked command with bad arguments",
+            br#"{"execute":"guest-get-osinfo","arguments":{"x":1}}"#,
+        ),
+        (
+            "unblocked command",
+            br#"{"execute":"guest-get-timezone","id":"shape:tz"}"#,
+        ),
+    ];
+    for (name, bytes) in cases {
+        report.case(&pair, name, bytes, Writes::One);
+    }
+    report.push(compare_info_flags(&pair, "guest-info flags with -b"));
+    for agent in pair.agents() {
+        let (_, flags) = info_flags(&mut agent.connect());
+        for name in blocked.split(',') {
+            let enabled = flags.get(name).map(|f| f.0);
+            assert_eq!(
+                enabled,
+                Some(false),
+                "{}: {name} must be listed as disabled",
+                agent.which.name()
+            );
+        }
+    }
+    report.finish("blocked_commands");
+}
+
+/// qemu-ga 7.2 answers a message past the nesting limit with one error,
+/// then one more error per token left over (over a thousand). We answer
+/// with one error (deliberate). Compare with qemu-ga's replies up to its
+/// first error, then everything after its run of leftover-token errors.
+fn collapse_nesting_errors(items: Vec<Item>) -> Vec<Item> {
+    let is_error = |i: &Item| matches!(i, Item::Json(v) if v.get("error").is_some());
+    let mut out = Vec::new();
+    let mut iter = items.into_iter().peekable();
+    while let Some(item) = iter.next() {
+        let too_deep = matches!(&item, Item::Json(v)
+            if v["error"]["desc"].as_str().is_some_and(|d| d.contains("nesting depth")));
+        out.push(item);
+        if too_deep {
+            while iter.peek().is_some_and(is_error) {
+                iter.next();
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn nesting_limit() {
+    let Some(pair) = Pair::start("nesting_limit", &[]) else {
+        return;
+    };
+    let mut report = Report::default();
+    let mut cases: Vec<(&str, Vec<u8>)> = Vec::new();
+    let deep = |open: &str, inner: &str, close: &str, n: usize| {
+        let mut s = open.repeat(n);
+        s.push_str(inner);
+        s.push_str(&close.repeat(n));
+        s.into_bytes()
+    };
+    cases.push(("arrays at the limit", deep("[", "", "]", 1024)));
+    cases.push(("arrays past the limit", deep("[", "", "]", 1025)));
+    cases.push(("arrays far past the limit", deep("[", "", "]", 5000)));
+    cases.push(("objects past the limit", deep(r#"{"a":"#, "1", "}", 1030)));
+    let mut in_args = br#"{"execute":"guest-sync","arguments":{"id":"#.to_vec();
+    in_args.extend(deep("[", "", "]", 1030));
+    in_args.extend(b"}}");
+    cases.push(("deep argument", in_args));
+    for (name, bytes) in &cases {
+        let qemu = collapse_nesting_errors(transcript(&pair.qemu, bytes, Writes::One));
+        let mut ours = transcript(&pair.ours, bytes, Writes::One);
+        if pair.self_check {
+            ours = collapse_nesting_errors(ours);
+        }
+        report.push(diff(name, bytes, &qemu, &ours));
+    }
+    report.finish("nesting_limit");
+}
+
+/// Open, write, seek, read, close a file under a temporary directory. The
+/// same requests go to both agents (the handle is substituted), the file
+/// is removed in between.
+#[test]
+fn file_round_trip() {
+    let Some(pair) = Pair::start("file_round_trip", &[]) else {
+        return;
+    };
+    let dir = tempfile::Builder::new().prefix("agentverify-files-").tempdir().unwrap();
+    let path = dir.path().join("round-trip.bin");
+    let path_json = serde_json::to_string(&path.display().to_string()).unwrap();
+    let steps: Vec<String> = vec![
+        format!(r#"{{"execute":"guest-file-open","arguments":{{"path":{path_json},"mode":"w+"}},"id":"mask:open"}}"#),
+        // "hello, agent\n" and three bytes that are not UTF-8.
+        r#"{"execute":"guest-file-write","arguments":{"handle":HANDLE,"buf-b64":"aGVsbG8sIGFnZW50Cv/+AA=="}}"#.into(),
+        r#"{"execute":"guest-file-flush","arguments":{"handle":HANDLE}}"#.into(),
+        r#"{"execute":"guest-file-seek","arguments":{"handle":HANDLE,"offset":0,"whence":"set"}}"#.into(),
+        r#"{"execute":"guest-file-read","arguments":{"handle":HANDLE,"count":5}}"#.into(),
+        r#"{"execute":"guest-file-seek","arguments":{"handle":HANDLE,"offset":-3,"whence":"end"}}"#.into(),
+        r#"{"execute":"guest-file-read","arguments":{"handle":HANDLE}}"#.into(),
+        r#"{"execute":"guest-file-read","arguments":{"handle":HANDLE}}"#.into(),
+        r#"{"execute":"guest-file-seek","arguments":{"handle":HANDLE,"offset":2,"whence":1}}"#.into(),
+        r#"{"execute":"guest-file-seek","arguments":{"handle":HANDLE,"offset":0,"whence":"nowhere"}}"#.into(),
+        r#"{"execute":"guest-file-read","arguments":{"handle":HANDLE,"count":-1}}"#.into(),
+        r#"{"execute":"guest-file-write","arguments":{"handle":HANDLE,"buf-b64":"not base64!"}}"#.into(),
+        r#"{"execute":"guest-file-write","arguments":{"handle":HANDLE,"buf-b64":"YWJj","count":5}}"#.into(),
+        r#"{"execute":"guest-file-close","arguments":{"handle":HANDLE}}"#.into(),
+        r#"{"execute":"guest-file-close","arguments":{"handle":HANDLE}}"#.into(),
+        format!(r#"{{"execute":"guest-file-open","arguments":{{"path":{path_json}}},"id":"mask:reopen"}}"#),
+        r#"{"execute":"guest-file-read","arguments":{"handle":HANDLE,"count":100}}"#.into(),
+        r#"{"execute":"guest-file-close","arguments":{"handle":HANDLE}}"#.into(),
+    ];
+    let mut replies: Vec<Vec<Item>> = Vec::new();
+    let mut contents = Vec::new();
+    for agent in pair.agents() {
+        let _ = std::fs::remove_file(&path);
+        let mut conn = agent.connect();
+        let mut handle = String::from("0");
+        let mut items = Vec::new();
+        for step in &steps {
+            let reply = conn.call(&step.replace("HANDLE", &handle));
+            if step.contains("guest-file-open") {
+                if let Some(h) = reply.get("return").and_then(Value::as_i64) {
+                    handle = h.to_string();
+                }
+            }
+            items.push(Item::Json(reply));
+        }
+        replies.push(normalise(&items));
+        contents.push(std::fs::read(&path).unwrap_or_default());
+    }
+    let mut report = Report::default();
+    report.push(diff(
+        "file round trip",
+        steps.join("\n").as_bytes(),
+        &replies[0],
+        &replies[1],
+    ));
+    if contents[0] != contents[1] {
+        report.push(Some(format!(
+            "\n=== file round trip: file contents differ\n  qemu-ga:   {:?}\n  qga-agent: {:?}\n",
+            contents[0], contents[1]
+        )));
+    }
+    report.finish("file_round_trip");
+}
+
+/// The read-only information commands: the structure of each reply must
+/// be equal. Where the value cannot change between the two calls, the
+/// values must be equal too (arrays compared as sets).
+#[test]
+fn read_only_information() {
+    let Some(pair) = Pair::start("read_only_information", &[]) else {
+        return;
+    };
+    let mut report = Report::default();
+    let structure_only = [
+        "guest-get-fsinfo",
+        "guest-get-disks",
+        "guest-network-get-interfaces",
+        "guest-get-cpustats",
+        "guest-get-diskstats",
+        "guest-get-users",
+        "guest-fsfreeze-status",
+        "guest-get-time",
+    ];
+    for command in structure_only {
+        let bytes = format!(r#"{{"execute":"{command}","id":"shape:{command}"}}"#);
+        report.case(&pair, command, bytes.as_bytes(), Writes::One);
+    }
+    // Stable values: equal as values, arrays in any order.
+    let stable = [
+        "guest-get-osinfo",
+        "guest-get-host-name",
+        "guest-get-timezone",
+        "guest-get-vcpus",
+        "guest-get-memory-block-info",
+        "guest-get-memory-blocks",
+        "guest-get-users",
+        "guest-get-disks",
+        "guest-fsfreeze-status",
+    ];
+    for command in stable {
+        let request = format!(r#"{{"execute":"{command}"}}"#);
+        let replies: Vec<Value> = pair
+            .agents()
+            .iter()
+            .map(|a| sort_arrays(a.connect().call(&request)))
+            .collect();
+        let as_items = |v: &Value| vec![Item::Json(v.clone())];
+        report.push(diff(
+            &format!("{command} values"),
+            request.as_bytes(),
+            &as_items(&replies[0]),
+            &as_items(&replies[1]),
+        ));
+    }
+    // guest-get-load is newer than qemu-ga 7.2: check ours alone.
+    if pair.self_check {
+        return report.finish("read_only_information");
+    }
+    let load = pair.ours.connect().call(r#"{"execute":"guest-get-load"}"#);
+    let expected = json!({"return": {"load1m": "number", "load5m": "number", "load15m": "number"}});
+    assert_eq!(
+        json!({"return": shape(&load["return"])}),
+        expected,
+        "guest-get-load reply: {load}"
+    );
+    for key in ["load1m", "load5m", "load15m"] {
+        let value = load["return"][key].as_f64().unwrap();
+        assert!(value.is_finite() && value >= 0.0, "guest-get-load {key} = {value}");
+    }
+    report.finish("read_only_information");
+}
+
+/// JSON text with object keys sorted, whatever the map's own order.
+fn canonical(v: &Value) -> String {
+    match v {
+        Value::Object(map) => {
+            let sorted: BTreeMap<&String, String> = map.iter().map(|(k, v)| (k, canonical(v))).collect();
+            let members: Vec<String> = sorted
+                .iter()
+                .map(|(k, v)| format!("{}:{v}", Value::from(k.as_str())))
+                .collect();
+            format!("{{{}}}", members.join(","))
+        }
+        Value::Array(items) => format!("[{}]", items.iter().map(canonical).collect::<Vec<_>>().join(",")),
+        other => other.to_string(),
+    }
+}
+
+/// Arrays sorted by their elements' canonical JSON text, recursively.
+fn sort_arrays(v: Value) -> Value {
+    match v {
+        Value::Array(items) => {
+            let mut items: Vec<Value> = items.into_iter().map(sort_arrays).collect();
+            items.sort_by_key(canonical);
+            Value::Array(items)
+        }
+        Value::Object(map) => Value::Object(map.into_iter().map(|(k, v)| (k, sort_arrays(v))).collect()),
+        other => other,
+    }
+}
+
+/// A check of the checks: the normalisation and diff used above find a
+/// difference where there is one.
+#[test]
+fn comparison_finds_differences() {
+    let a = vec![Item::Json(json!({"return": {"x": [1, 2]}, "id": "shape:a"}))];
+    let b = vec![Item::Json(json!({"return": {"x": ["1"]}, "id": "shape:a"}))];
+    assert!(diff("t", b"", &normalise(&a), &normalise(&b)).is_some());
+    let c = vec![Item::Json(json!({"return": {"x": [3]}, "id": "shape:a"}))];
+    assert!(diff("t", b"", &normalise(&a), &normalise(&c)).is_none());
+    let t1 = vec![Item::Json(json!({"return": 1, "id": "mask:t"}))];
+    let t2 = vec![Item::Json(json!({"return": 2, "id": "mask:t"}))];
+    assert!(diff("t", b"", &normalise(&t1), &normalise(&t2)).is_none());
+    assert!(diff("t", b"", &t1, &t2).is_some());
+    let merged = shape(&json!([{"a": 1}, {"b": "x"}, {"a": 2.5}]));
+    assert_eq!(merged, json!([{"a": "number", "b": "string"}]));
+    let error = |d: &str| Item::Json(json!({"error": {"class": "GenericError", "desc": d}}));
+    let collapsed = collapse_nesting_errors(vec![
+        error("JSON nesting depth limit exceeded"),
+        error("JSON parse error, expecting value"),
+        error("QMP input must be a JSON object"),
+        Item::Json(json!({"return": {}})),
+    ]);
+    assert_eq!(collapsed.len(), 2);
+}
