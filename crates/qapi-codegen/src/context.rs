@@ -34,7 +34,18 @@ pub struct Context<'s> {
     /// When set, doc comments are collected here and the tokens carry
     /// only a placeholder per block (see [`docs::fill`]).
     doc_blocks: Option<RefCell<Vec<Vec<String>>>>,
+    /// Whether a generated type hides a prelude type of that name, which
+    /// must then be written out in full: `Option`, `String`, `Vec`, `Box`.
+    shadowed: [bool; 4],
+    prelude_paths: [TokenStream; 4],
 }
+
+const PRELUDE_TYPES: [(&str, &str); 4] = [
+    ("Option", "::std::option::Option"),
+    ("String", "::std::string::String"),
+    ("Vec", "::std::vec::Vec"),
+    ("Box", "::std::boxed::Box"),
+];
 
 /// Object types the generator writes as Rust structs or unions: named
 /// ones, and command arguments.
@@ -44,8 +55,7 @@ fn is_generated_object(e: &Entity) -> bool {
 
 impl<'s> Context<'s> {
     pub fn new(schema: &'s Schema) -> Context<'s> {
-        // Prelude names stay free, so generated code can write them short.
-        let mut type_scope = Scope::with_reserved(&["Option", "String", "Vec", "Box", "Result"]);
+        let mut type_scope = Scope::default();
         // The runtime's descriptor names, which the `desc` module imports.
         let mut static_scope = Scope::with_reserved(&[
             "COMMANDS",
@@ -66,8 +76,7 @@ impl<'s> Context<'s> {
             "NO_MEMBERS",
         ]);
         let mut method_scope = Scope::with_reserved(&["new", "transport", "transport_mut", "into_inner"]);
-        // Trait names the `commands` module imports.
-        let mut marker_scope = Scope::with_reserved(&["Command", "CommandInfo", "ReplyCommand", "NoReplyCommand"]);
+        let mut marker_scope = Scope::default();
         let mut ctx = Context {
             schema,
             type_names: HashMap::new(),
@@ -76,6 +85,8 @@ impl<'s> Context<'s> {
             commands: Vec::new(),
             types: Vec::new(),
             doc_blocks: None,
+            shadowed: [false; 4],
+            prelude_paths: Default::default(),
         };
         let used = ctx.referenced_types();
         for (i, e) in schema.entities.iter().enumerate() {
@@ -97,6 +108,9 @@ impl<'s> Context<'s> {
                     ctx.members_names.insert(id, ident(&members));
                 }
                 ctx.desc_names.insert(id, ident(&desc));
+                if let Some(i) = PRELUDE_TYPES.iter().position(|(short, _)| *short == name) {
+                    ctx.shadowed[i] = true;
+                }
                 ctx.type_names.insert(id, ident(&name));
                 ctx.types.push(id);
             }
@@ -116,6 +130,10 @@ impl<'s> Context<'s> {
                     index,
                 });
             }
+        }
+        for (i, (short, full)) in PRELUDE_TYPES.iter().enumerate() {
+            let path = if ctx.shadowed[i] { full } else { short };
+            ctx.prelude_paths[i] = path.parse().expect("a valid path");
         }
         ctx
     }
@@ -175,15 +193,27 @@ impl<'s> Context<'s> {
         &self.type_names[&id]
     }
 
+    /// A prelude type (`Option`, `String`, `Vec`, `Box`): its short name,
+    /// or its full path where a generated type hides it.
+    pub fn prelude(&self, name: &str) -> TokenStream {
+        let i = PRELUDE_TYPES
+            .iter()
+            .position(|(short, _)| *short == name)
+            .expect("a prelude type");
+        self.prelude_paths[i].clone()
+    }
+
     /// The Rust type for values of `id`; `prefix` reaches the module the
     /// generated types live in (empty, or `super::`).
     pub fn rust_type(&self, id: EntityId, prefix: &TokenStream) -> TokenStream {
         let e = self.entity(id);
         match &e.kind {
+            EntityKind::Builtin { .. } if e.name == "str" => self.prelude("String"),
             EntityKind::Builtin { .. } => builtin_type(&e.name),
             EntityKind::Array { element } => {
                 let inner = self.rust_type(*element, prefix);
-                quote!(Vec<#inner>)
+                let vec = self.prelude("Vec");
+                quote!(#vec<#inner>)
             }
             _ => match self.type_names.get(&id) {
                 Some(name) => quote!(#prefix #name),
@@ -274,10 +304,12 @@ impl<'s> Context<'s> {
     pub fn field_type(&self, m: &ObjectMember, container: EntityId, prefix: &TokenStream) -> TokenStream {
         let mut ty = self.rust_type(m.typ, prefix);
         if self.needs_box(m.typ, container) {
-            ty = quote!(Box<#ty>);
+            let boxed = self.prelude("Box");
+            ty = quote!(#boxed<#ty>);
         }
         if m.optional {
-            ty = quote!(Option<#ty>);
+            let option = self.prelude("Option");
+            ty = quote!(#option<#ty>);
         }
         ty
     }
@@ -285,7 +317,6 @@ impl<'s> Context<'s> {
 
 fn builtin_type(name: &str) -> TokenStream {
     match name {
-        "str" => quote!(String),
         "number" => quote!(f64),
         "int" | "int64" => quote!(i64),
         "int8" => quote!(i8),

@@ -2056,8 +2056,7 @@ pub static COMMANDS: [::qapi_runtime::CommandInfo; 44usize] = [
 /// One type per command, for the runtime's typed call and dispatch
 /// paths.
 pub mod commands {
-    #[allow(unused_imports)]
-    use ::qapi_runtime::{Command, CommandInfo, NoReplyCommand, ReplyCommand};
+    use ::qapi_runtime::{Command, CommandInfo, ReplyCommand, NoReplyCommand};
     /// The `guest-sync-delimited` command.
     ///
     /// Resynchronize the channel, with a framing byte.  The agent first
@@ -3566,14 +3565,9 @@ pub mod desc {
 }
 /// Typed clients: one method per command.
 pub mod client {
-    #[allow(unused_imports)]
     use super::commands;
-    #[allow(unused_imports)]
     use ::qapi_runtime::client::{call, call_async, send, send_async};
-    #[allow(unused_imports)]
     use ::qapi_runtime::{CallError, Empty};
-    #[allow(unused_imports)]
-    use ::std::result::Result;
     /// A blocking client over any [`::qapi_runtime::Transport`].
     #[derive(Debug)]
     pub struct Client<T> {
@@ -4213,14 +4207,9 @@ pub mod client {
 /// The agent side: implement [`Server`] and hand requests to
 /// [`dispatch`].
 pub mod server {
-    #[allow(unused_imports)]
     use super::commands;
-    #[allow(unused_imports)]
     use ::qapi_runtime::server::{no_reply, reply};
-    #[allow(unused_imports)]
     use ::qapi_runtime::{CommandError, Empty};
-    #[allow(unused_imports)]
-    use ::std::result::Result::{self, Err};
     /// One method per command. Each answers "not supported" until
     /// implemented, so an agent can offer any subset.
     pub trait Server {

@@ -21,8 +21,7 @@ pub static COMMANDS: [::qapi_runtime::CommandInfo; 1usize] = [
 /// One type per command, for the runtime's typed call and dispatch
 /// paths.
 pub mod commands {
-    #[allow(unused_imports)]
-    use ::qapi_runtime::{Command, CommandInfo, NoReplyCommand, ReplyCommand};
+    use ::qapi_runtime::{Command, CommandInfo, ReplyCommand};
     /// The `show` command.
     ///
     /// Shows `thing` \[once\] at &lt;somewhere&gt;, see <https://www.qemu.org>.
@@ -62,14 +61,9 @@ pub mod desc {
 }
 /// Typed clients: one method per command.
 pub mod client {
-    #[allow(unused_imports)]
     use super::commands;
-    #[allow(unused_imports)]
-    use ::qapi_runtime::client::{call, call_async, send, send_async};
-    #[allow(unused_imports)]
+    use ::qapi_runtime::client::{call, call_async};
     use ::qapi_runtime::{CallError, Empty};
-    #[allow(unused_imports)]
-    use ::std::result::Result;
     /// A blocking client over any [`::qapi_runtime::Transport`].
     #[derive(Debug)]
     pub struct Client<T> {
@@ -132,14 +126,9 @@ pub mod client {
 /// The agent side: implement [`Server`] and hand requests to
 /// [`dispatch`].
 pub mod server {
-    #[allow(unused_imports)]
     use super::commands;
-    #[allow(unused_imports)]
-    use ::qapi_runtime::server::{no_reply, reply};
-    #[allow(unused_imports)]
+    use ::qapi_runtime::server::reply;
     use ::qapi_runtime::{CommandError, Empty};
-    #[allow(unused_imports)]
-    use ::std::result::Result::{self, Err};
     /// One method per command. Each answers "not supported" until
     /// implemented, so an agent can offer any subset.
     pub trait Server {

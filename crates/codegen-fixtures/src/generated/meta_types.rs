@@ -240,8 +240,7 @@ pub static COMMANDS: [::qapi_runtime::CommandInfo; 4usize] = [
 /// One type per command, for the runtime's typed call and dispatch
 /// paths.
 pub mod commands {
-    #[allow(unused_imports)]
-    use ::qapi_runtime::{Command, CommandInfo, NoReplyCommand, ReplyCommand};
+    use ::qapi_runtime::{Command, CommandInfo, ReplyCommand, NoReplyCommand};
     /// The `draw` command.
     ///
     /// Draws a shape.
@@ -380,14 +379,9 @@ pub mod desc {
 }
 /// Typed clients: one method per command.
 pub mod client {
-    #[allow(unused_imports)]
     use super::commands;
-    #[allow(unused_imports)]
     use ::qapi_runtime::client::{call, call_async, send, send_async};
-    #[allow(unused_imports)]
     use ::qapi_runtime::{CallError, Empty};
-    #[allow(unused_imports)]
-    use ::std::result::Result;
     /// A blocking client over any [`::qapi_runtime::Transport`].
     #[derive(Debug)]
     pub struct Client<T> {
@@ -481,14 +475,9 @@ pub mod client {
 /// The agent side: implement [`Server`] and hand requests to
 /// [`dispatch`].
 pub mod server {
-    #[allow(unused_imports)]
     use super::commands;
-    #[allow(unused_imports)]
     use ::qapi_runtime::server::{no_reply, reply};
-    #[allow(unused_imports)]
     use ::qapi_runtime::{CommandError, Empty};
-    #[allow(unused_imports)]
-    use ::std::result::Result::{self, Err};
     /// One method per command. Each answers "not supported" until
     /// implemented, so an agent can offer any subset.
     pub trait Server {

@@ -8,9 +8,9 @@
     ::qapi_runtime::serde::Deserialize
 )]
 #[serde(crate = "::qapi_runtime::serde")]
-pub struct Result2 {
+pub struct Result {
     /// a keyword member
-    pub r#type: String,
+    pub r#type: ::std::string::String,
     /// another
     #[serde(rename = "self")]
     pub self_: i64,
@@ -25,13 +25,13 @@ pub struct Result2 {
     ::qapi_runtime::serde::Deserialize
 )]
 #[serde(crate = "::qapi_runtime::serde")]
-pub struct Box2 {
+pub struct Box {
     /// boxed value
-    pub value: Result2,
+    pub value: Result,
 }
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum Option2 {
+pub enum Option {
     /// nothing
     None,
     /// something
@@ -39,10 +39,10 @@ pub enum Option2 {
     /// clashes with the catch-all variant
     Unrecognized,
     /// A value this schema does not know, as sent by a newer peer.
-    Unrecognized2(String),
+    Unrecognized2(::std::string::String),
 }
 ::qapi_runtime::impl_enum!(
-    Option2, Unrecognized2, [None = "none", Some = "some", Unrecognized = "unrecognized"]
+    Option, Unrecognized2, [None = "none", Some = "some", Unrecognized = "unrecognized"]
 );
 /// Arguments of `clone`.
 #[derive(
@@ -55,38 +55,55 @@ pub enum Option2 {
 #[serde(crate = "::qapi_runtime::serde")]
 pub struct CloneArgs {
     /// a keyword parameter
-    pub into: Option2,
+    pub into: Option,
+}
+/// Hides the prelude's String, so generated code spells it out.
+#[derive(
+    Clone,
+    Debug,
+    PartialEq,
+    ::qapi_runtime::serde::Serialize,
+    ::qapi_runtime::serde::Deserialize
+)]
+#[serde(crate = "::qapi_runtime::serde")]
+pub struct String {
+    /// a list of strings
+    pub words: Vec<::std::string::String>,
+    /// an optional string
+    #[serde(default, skip_serializing_if = "::std::option::Option::is_none")]
+    pub note: ::std::option::Option<::std::string::String>,
 }
 /// Every command of the schema with its flags, condition and
 /// features, in schema order: what `guest-info` reports.
-pub static COMMANDS: [::qapi_runtime::CommandInfo; 3usize] = [
+pub static COMMANDS: [::qapi_runtime::CommandInfo; 5usize] = [
     ::qapi_runtime::CommandInfo::new("clone").with_arguments(&desc::CLONE_ARGS_MEMBERS),
     ::qapi_runtime::CommandInfo::new("new"),
     ::qapi_runtime::CommandInfo::new("drop"),
+    ::qapi_runtime::CommandInfo::new("command"),
+    ::qapi_runtime::CommandInfo::new("no-reply-command").without_success_response(),
 ];
 /// One type per command, for the runtime's typed call and dispatch
 /// paths.
 pub mod commands {
-    #[allow(unused_imports)]
-    use ::qapi_runtime::{Command, CommandInfo, NoReplyCommand, ReplyCommand};
+    use ::qapi_runtime::{CommandInfo, ReplyCommand};
     /// The `clone` command.
     ///
     /// Returns: a Box
     #[derive(Clone, Copy, Debug)]
     pub struct Clone;
-    impl Command for Clone {
+    impl ::qapi_runtime::Command for Clone {
         const INFO: &'static CommandInfo = &super::COMMANDS[0usize];
         type Args = super::CloneArgs;
     }
     impl ReplyCommand for Clone {
-        type Returns = super::Box2;
+        type Returns = super::Box;
     }
     /// The `new` command.
     ///
     /// Clashes with the client's constructor.
     #[derive(Clone, Copy, Debug)]
     pub struct New;
-    impl Command for New {
+    impl ::qapi_runtime::Command for New {
         const INFO: &'static CommandInfo = &super::COMMANDS[1usize];
         type Args = ::qapi_runtime::Empty;
     }
@@ -98,42 +115,66 @@ pub mod commands {
     /// Named like a trait method.
     #[derive(Clone, Copy, Debug)]
     pub struct Drop;
-    impl Command for Drop {
+    impl ::qapi_runtime::Command for Drop {
         const INFO: &'static CommandInfo = &super::COMMANDS[2usize];
         type Args = ::qapi_runtime::Empty;
     }
     impl ReplyCommand for Drop {
         type Returns = ::qapi_runtime::Empty;
     }
+    /// The `command` command.
+    ///
+    /// Its marker type is named like the runtime's Command trait.
+    ///
+    /// Returns: a String
+    #[derive(Clone, Copy, Debug)]
+    pub struct Command;
+    impl ::qapi_runtime::Command for Command {
+        const INFO: &'static CommandInfo = &super::COMMANDS[3usize];
+        type Args = ::qapi_runtime::Empty;
+    }
+    impl ReplyCommand for Command {
+        type Returns = super::String;
+    }
+    /// The `no-reply-command` command.
+    ///
+    /// Its marker type is named like the runtime's NoReplyCommand trait.
+    ///
+    /// The agent sends no reply on success: a client call returns once the request is sent, or with the error the agent answers instead.
+    #[derive(Clone, Copy, Debug)]
+    pub struct NoReplyCommand;
+    impl ::qapi_runtime::Command for NoReplyCommand {
+        const INFO: &'static CommandInfo = &super::COMMANDS[4usize];
+        type Args = ::qapi_runtime::Empty;
+    }
+    impl ::qapi_runtime::NoReplyCommand for NoReplyCommand {}
 }
 /// Type descriptors for checking arguments; used by the dispatcher.
 #[doc(hidden)]
 pub mod desc {
     use ::qapi_runtime::desc::*;
-    pub static RESULT2_MEMBERS: ObjectDesc = ObjectDesc::new(
+    pub static RESULT_MEMBERS: ObjectDesc = ObjectDesc::new(
         &[required("type", &STR), required("self", &INT64), required("match", &BOOL)],
     );
-    pub static RESULT2: TypeDesc = TypeDesc::Object(&RESULT2_MEMBERS);
-    pub static BOX2_MEMBERS: ObjectDesc = ObjectDesc::new(
-        &[required("value", &RESULT2)],
-    );
-    pub static BOX2: TypeDesc = TypeDesc::Object(&BOX2_MEMBERS);
-    pub static OPTION2: TypeDesc = TypeDesc::Enum(&["none", "some", "unrecognized"]);
+    pub static RESULT: TypeDesc = TypeDesc::Object(&RESULT_MEMBERS);
+    pub static BOX_MEMBERS: ObjectDesc = ObjectDesc::new(&[required("value", &RESULT)]);
+    pub static BOX: TypeDesc = TypeDesc::Object(&BOX_MEMBERS);
+    pub static OPTION: TypeDesc = TypeDesc::Enum(&["none", "some", "unrecognized"]);
     pub static CLONE_ARGS_MEMBERS: ObjectDesc = ObjectDesc::new(
-        &[required("into", &OPTION2)],
+        &[required("into", &OPTION)],
     );
     pub static CLONE_ARGS: TypeDesc = TypeDesc::Object(&CLONE_ARGS_MEMBERS);
+    pub static STRING_MEMBERS: ObjectDesc = ObjectDesc::new(
+        &[required("words", &STR_LIST), optional("note", &STR)],
+    );
+    pub static STRING: TypeDesc = TypeDesc::Object(&STRING_MEMBERS);
+    pub static STR_LIST: TypeDesc = TypeDesc::Array(&STR);
 }
 /// Typed clients: one method per command.
 pub mod client {
-    #[allow(unused_imports)]
     use super::commands;
-    #[allow(unused_imports)]
     use ::qapi_runtime::client::{call, call_async, send, send_async};
-    #[allow(unused_imports)]
     use ::qapi_runtime::{CallError, Empty};
-    #[allow(unused_imports)]
-    use ::std::result::Result;
     /// A blocking client over any [`::qapi_runtime::Transport`].
     #[derive(Debug)]
     pub struct Client<T> {
@@ -158,7 +199,7 @@ pub mod client {
         pub fn clone(
             &mut self,
             args: &super::CloneArgs,
-        ) -> Result<super::Box2, CallError<T::Error>> {
+        ) -> Result<super::Box, CallError<T::Error>> {
             call::<commands::Clone, T>(&mut self.transport, args)
         }
         /// Calls `new`: see [`New`](super::commands::New).
@@ -168,6 +209,14 @@ pub mod client {
         /// Calls `drop`: see [`Drop`](super::commands::Drop).
         pub fn drop(&mut self) -> Result<(), CallError<T::Error>> {
             call::<commands::Drop, T>(&mut self.transport, &Empty).map(|Empty| ())
+        }
+        /// Calls `command`: see [`Command`](super::commands::Command).
+        pub fn command(&mut self) -> Result<super::String, CallError<T::Error>> {
+            call::<commands::Command, T>(&mut self.transport, &Empty)
+        }
+        /// Sends `no-reply-command`, which gets no reply on success: see [`NoReplyCommand`](super::commands::NoReplyCommand).
+        pub fn no_reply_command(&mut self) -> Result<(), CallError<T::Error>> {
+            send::<commands::NoReplyCommand, T>(&mut self.transport, &Empty)
         }
     }
     /// An async client over any [`::qapi_runtime::AsyncTransport`].
@@ -194,7 +243,7 @@ pub mod client {
         pub async fn clone(
             &mut self,
             args: &super::CloneArgs,
-        ) -> Result<super::Box2, CallError<T::Error>> {
+        ) -> Result<super::Box, CallError<T::Error>> {
             call_async::<commands::Clone, T>(&mut self.transport, args).await
         }
         /// Calls `new`: see [`New`](super::commands::New).
@@ -209,26 +258,29 @@ pub mod client {
                 .await
                 .map(|Empty| ())
         }
+        /// Calls `command`: see [`Command`](super::commands::Command).
+        pub async fn command(&mut self) -> Result<super::String, CallError<T::Error>> {
+            call_async::<commands::Command, T>(&mut self.transport, &Empty).await
+        }
+        /// Sends `no-reply-command`, which gets no reply on success: see [`NoReplyCommand`](super::commands::NoReplyCommand).
+        pub async fn no_reply_command(&mut self) -> Result<(), CallError<T::Error>> {
+            send_async::<commands::NoReplyCommand, T>(&mut self.transport, &Empty).await
+        }
     }
 }
 /// The agent side: implement [`Server`] and hand requests to
 /// [`dispatch`].
 pub mod server {
-    #[allow(unused_imports)]
     use super::commands;
-    #[allow(unused_imports)]
     use ::qapi_runtime::server::{no_reply, reply};
-    #[allow(unused_imports)]
     use ::qapi_runtime::{CommandError, Empty};
-    #[allow(unused_imports)]
-    use ::std::result::Result::{self, Err};
     /// One method per command. Each answers "not supported" until
     /// implemented, so an agent can offer any subset.
     pub trait Server {
         /// Handles `clone`.
         ///
         /// Returns: a Box
-        fn clone(&self, args: super::CloneArgs) -> Result<super::Box2, CommandError> {
+        fn clone(&self, args: super::CloneArgs) -> Result<super::Box, CommandError> {
             let _ = args;
             Err(CommandError::unsupported())
         }
@@ -242,6 +294,20 @@ pub mod server {
         ///
         /// Named like a trait method.
         fn drop(&self) -> Result<(), CommandError> {
+            Err(CommandError::unsupported())
+        }
+        /// Handles `command`.
+        ///
+        /// Its marker type is named like the runtime's Command trait.
+        ///
+        /// Returns: a String
+        fn command(&self) -> Result<super::String, CommandError> {
+            Err(CommandError::unsupported())
+        }
+        /// Handles `no-reply-command`.
+        ///
+        /// Its marker type is named like the runtime's NoReplyCommand trait.
+        fn no_reply_command(&self) -> Result<(), CommandError> {
             Err(CommandError::unsupported())
         }
     }
@@ -266,6 +332,12 @@ pub mod server {
                 }
                 "drop" => {
                     reply::<commands::Drop>(args, |Empty| server.drop().map(|()| Empty))
+                }
+                "command" => reply::<commands::Command>(args, |Empty| server.command()),
+                "no-reply-command" => {
+                    no_reply::<
+                        commands::NoReplyCommand,
+                    >(args, |Empty| server.no_reply_command())
                 }
                 _ => Err(CommandError::unsupported()),
             },

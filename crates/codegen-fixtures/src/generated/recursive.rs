@@ -47,10 +47,7 @@ pub struct Branch {
 pub static COMMANDS: [::qapi_runtime::CommandInfo; 0usize] = [];
 /// One type per command, for the runtime's typed call and dispatch
 /// paths.
-pub mod commands {
-    #[allow(unused_imports)]
-    use ::qapi_runtime::{Command, CommandInfo, NoReplyCommand, ReplyCommand};
-}
+pub mod commands {}
 /// Type descriptors for checking arguments; used by the dispatcher.
 #[doc(hidden)]
 pub mod desc {
@@ -77,14 +74,6 @@ pub mod desc {
 }
 /// Typed clients: one method per command.
 pub mod client {
-    #[allow(unused_imports)]
-    use super::commands;
-    #[allow(unused_imports)]
-    use ::qapi_runtime::client::{call, call_async, send, send_async};
-    #[allow(unused_imports)]
-    use ::qapi_runtime::{CallError, Empty};
-    #[allow(unused_imports)]
-    use ::std::result::Result;
     /// A blocking client over any [`::qapi_runtime::Transport`].
     #[derive(Debug)]
     pub struct Client<T> {
@@ -129,14 +118,7 @@ pub mod client {
 /// The agent side: implement [`Server`] and hand requests to
 /// [`dispatch`].
 pub mod server {
-    #[allow(unused_imports)]
-    use super::commands;
-    #[allow(unused_imports)]
-    use ::qapi_runtime::server::{no_reply, reply};
-    #[allow(unused_imports)]
-    use ::qapi_runtime::{CommandError, Empty};
-    #[allow(unused_imports)]
-    use ::std::result::Result::{self, Err};
+    use ::qapi_runtime::CommandError;
     /// One method per command. Each answers "not supported" until
     /// implemented, so an agent can offer any subset.
     pub trait Server {}

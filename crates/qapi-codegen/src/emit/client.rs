@@ -63,19 +63,27 @@ pub fn emit(ctx: &Context<'_>) -> TokenStream {
             }
         });
     }
+    let needs = super::Needs::of(ctx);
+    let mut imports = super::use_names(quote!(super), &[("commands", needs.any)]);
+    imports.extend(super::use_names(
+        quote!(::qapi_runtime::client),
+        &[
+            ("call", needs.reply),
+            ("call_async", needs.reply),
+            ("send", needs.no_reply),
+            ("send_async", needs.no_reply),
+        ],
+    ));
+    imports.extend(super::use_names(
+        quote!(::qapi_runtime),
+        &[("CallError", needs.any), ("Empty", needs.empty)],
+    ));
     let sync_methods = super::braced(sync_methods);
     let async_methods = super::braced(async_methods);
     quote! {
         /// Typed clients: one method per command.
         pub mod client {
-            #[allow(unused_imports)]
-            use super::commands;
-            #[allow(unused_imports)]
-            use ::qapi_runtime::client::{call, call_async, send, send_async};
-            #[allow(unused_imports)]
-            use ::qapi_runtime::{CallError, Empty};
-            #[allow(unused_imports)]
-            use ::std::result::Result;
+            #imports
 
             /// A blocking client over any [`::qapi_runtime::Transport`].
             #[derive(Debug)]

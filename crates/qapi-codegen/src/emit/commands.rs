@@ -75,8 +75,34 @@ fn command_docs(ctx: &Context<'_>, names: &CommandNames) -> TokenStream {
     ctx.doc_attrs(lines)
 }
 
+/// The runtime's command traits as the `commands` module names them:
+/// imported, unless a marker type has the same name.
+struct Traits {
+    clash: [bool; 4],
+    paths: [TokenStream; 4],
+}
+
+impl Traits {
+    fn new(ctx: &Context<'_>) -> Traits {
+        let names = ["Command", "CommandInfo", "ReplyCommand", "NoReplyCommand"];
+        let clash = names.map(|n| ctx.commands.iter().any(|c| c.marker == n));
+        let mut paths: [TokenStream; 4] = Default::default();
+        for (i, name) in names.iter().enumerate() {
+            let name = proc_macro2::Ident::new(name, proc_macro2::Span::call_site());
+            paths[i] = if clash[i] {
+                quote!(::qapi_runtime::#name)
+            } else {
+                quote!(#name)
+            };
+        }
+        Traits { clash, paths }
+    }
+}
+
 pub fn emit(ctx: &Context<'_>) -> TokenStream {
     let sup = quote!(super::);
+    let traits = Traits::new(ctx);
+    let [command_trait, command_info, _, _] = &traits.paths;
     let mut markers = TokenStream::new();
     let mut table = Vec::new();
     for names in &ctx.commands {
@@ -88,17 +114,23 @@ pub fn emit(ctx: &Context<'_>) -> TokenStream {
         let doc = command_docs(ctx, names);
         let kind = if c.flags.success_response {
             let ret = returns_type(ctx, c, &sup);
-            quote!(impl ReplyCommand for #marker { type Returns = #ret; })
+            {
+                let reply_command = &traits.paths[2];
+                quote!(impl #reply_command for #marker { type Returns = #ret; })
+            }
         } else {
-            quote!(impl NoReplyCommand for #marker {})
+            {
+                let no_reply_command = &traits.paths[3];
+                quote!(impl #no_reply_command for #marker {})
+            }
         };
         markers.extend(quote! {
             #doc
             #[derive(Clone, Copy, Debug)]
             pub struct #marker;
 
-            impl Command for #marker {
-                const INFO: &'static CommandInfo = &super::COMMANDS[#index];
+            impl #command_trait for #marker {
+                const INFO: &'static #command_info = &super::COMMANDS[#index];
                 type Args = #args;
             }
 
@@ -131,10 +163,16 @@ pub fn emit(ctx: &Context<'_>) -> TokenStream {
         table.push(info);
     }
     let count = table.len();
-    let mut body = quote! {
-        #[allow(unused_imports)]
-        use ::qapi_runtime::{Command, CommandInfo, NoReplyCommand, ReplyCommand};
-    };
+    let needs = super::Needs::of(ctx);
+    let mut body = super::use_names(
+        quote!(::qapi_runtime),
+        &[
+            ("Command", needs.any && !traits.clash[0]),
+            ("CommandInfo", needs.any && !traits.clash[1]),
+            ("ReplyCommand", needs.reply && !traits.clash[2]),
+            ("NoReplyCommand", needs.no_reply && !traits.clash[3]),
+        ],
+    );
     body.extend(markers);
     let markers = super::braced(body);
     quote! {

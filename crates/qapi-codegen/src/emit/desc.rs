@@ -35,9 +35,13 @@ pub fn emit(ctx: &Context<'_>) -> TokenStream {
         let element = ctx.desc_ref(element, &quote!());
         out.extend(quote!(pub static #name: TypeDesc = TypeDesc::Array(&#element);));
     }
-    let mut body = quote! {
-        // The names of these statics never clash with the runtime's.
-        use ::qapi_runtime::desc::*;
+    // The names of these statics never clash with the runtime's.
+    let mut body = if out.is_empty() {
+        TokenStream::new()
+    } else {
+        quote!(
+            use ::qapi_runtime::desc::*;
+        )
     };
     body.extend(out);
     let body = super::braced(body);

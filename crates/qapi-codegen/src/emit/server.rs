@@ -69,6 +69,16 @@ pub fn emit(ctx: &Context<'_>) -> TokenStream {
             }
         });
     }
+    let needs = super::Needs::of(ctx);
+    let mut imports = super::use_names(quote!(super), &[("commands", needs.any)]);
+    imports.extend(super::use_names(
+        quote!(::qapi_runtime::server),
+        &[("no_reply", needs.no_reply), ("reply", needs.reply)],
+    ));
+    imports.extend(super::use_names(
+        quote!(::qapi_runtime),
+        &[("CommandError", true), ("Empty", needs.empty)],
+    ));
     let methods = super::braced(methods);
     // A schema without commands leaves the parameters unused.
     let unused = if ctx.commands.is_empty() {
@@ -92,14 +102,7 @@ pub fn emit(ctx: &Context<'_>) -> TokenStream {
         /// The agent side: implement [`Server`] and hand requests to
         /// [`dispatch`].
         pub mod server {
-            #[allow(unused_imports)]
-            use super::commands;
-            #[allow(unused_imports)]
-            use ::qapi_runtime::server::{no_reply, reply};
-            #[allow(unused_imports)]
-            use ::qapi_runtime::{CommandError, Empty};
-            #[allow(unused_imports)]
-            use ::std::result::Result::{self, Err};
+            #imports
 
             /// One method per command. Each answers "not supported" until
             /// implemented, so an agent can offer any subset.

@@ -65,6 +65,7 @@ fn emit_enum(ctx: &Context<'_>, id: EntityId, values: &[qapi_parser::schema::Enu
     let variant_deprecated = values.iter().map(|v| deprecated(&v.features));
     let type_docs = type_docs(ctx, id);
     let dep = deprecated(&e.features);
+    let string = ctx.prelude("String");
     quote! {
         #type_docs
         #dep
@@ -73,7 +74,7 @@ fn emit_enum(ctx: &Context<'_>, id: EntityId, values: &[qapi_parser::schema::Enu
         pub enum #name {
             #( #variant_docs #variant_deprecated #variants, )*
             /// A value this schema does not know, as sent by a newer peer.
-            #other(String),
+            #other(#string),
         }
 
         ::qapi_runtime::impl_enum!(#name, #other, [#(#variants = #wire),*]);
@@ -190,7 +191,8 @@ fn branch_variants(
             } else {
                 let mut ty = ctx.rust_type(v.typ, &quote!());
                 if ctx.needs_box(v.typ, id) {
-                    ty = quote!(Box<#ty>);
+                    let boxed = ctx.prelude("Box");
+                    ty = quote!(#boxed<#ty>);
                 }
                 quote!(#doc #n(#ty),)
             }
@@ -311,7 +313,8 @@ fn emit_alternate(ctx: &Context<'_>, id: EntityId, variants: &[Variant]) -> Toke
         .map(|v| {
             let ty = ctx.rust_type(v.typ, &quote!());
             if ctx.needs_box(v.typ, id) {
-                quote!(Box<#ty>)
+                let boxed = ctx.prelude("Box");
+                quote!(#boxed<#ty>)
             } else {
                 ty
             }
