@@ -268,8 +268,8 @@ pub mod client {
         }
     }
 }
-/// The agent side: implement [`Server`] and hand requests to
-/// [`dispatch`].
+/// The agent side: implement [`Server`](server::Server) and hand requests
+/// to [`dispatch`](server::dispatch).
 pub mod server {
     use super::commands;
     use ::qapi_runtime::server::{no_reply, reply};

@@ -115,8 +115,8 @@ pub mod client {
     }
     impl<T: ::qapi_runtime::AsyncTransport> AsyncClient<T> {}
 }
-/// The agent side: implement [`Server`] and hand requests to
-/// [`dispatch`].
+/// The agent side: implement [`Server`](server::Server) and hand requests
+/// to [`dispatch`](server::dispatch).
 pub mod server {
     use ::qapi_runtime::CommandError;
     /// One method per command. Each answers "not supported" until

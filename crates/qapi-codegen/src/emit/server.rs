@@ -99,8 +99,8 @@ pub fn emit(ctx: &Context<'_>) -> TokenStream {
         quote!(match info.name #arms)
     };
     quote! {
-        /// The agent side: implement [`Server`] and hand requests to
-        /// [`dispatch`].
+        /// The agent side: implement [`Server`](server::Server) and hand requests
+        /// to [`dispatch`](server::dispatch).
         pub mod server {
             #imports
 
