@@ -7,8 +7,10 @@
 //! AGENTVERIFY_BENCH_SCALE=0.2 cargo bench -p qga-agent --bench agent_vs_qemu_ga   # quicker
 //! ```
 //!
-//! CPU time per request comes from utime+stime in /proc/PID/stat (10 ms
-//! ticks), so each measured phase runs for a second or more.
+//! The three servers run side by side and the measurements alternate
+//! between them in rounds, so that load from elsewhere falls on all three
+//! alike. CPU time per request comes from utime+stime in /proc/PID/stat
+//! (10 ms ticks), summed over the rounds.
 
 #[path = "../tests/agent_harness/mod.rs"]
 mod agent_harness;
@@ -173,12 +175,6 @@ struct Row {
     hwm_kib: u64,
 }
 
-fn cpu_per_request(pid: u32, before: u64, requests: usize) -> f64 {
-    let ticks = proc_cpu_ticks(pid) - before;
-    let tick = 1e6 / clock_ticks_per_second();
-    ticks as f64 * tick / requests as f64
-}
-
 fn clock_ticks_per_second() -> f64 {
     // SAFETY: sysconf has no preconditions.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
@@ -189,36 +185,52 @@ fn clock_ticks_per_second() -> f64 {
     }
 }
 
-fn sequential(server: &Server, request: &dyn Fn(usize) -> Vec<u8>, n: usize) -> Sequential {
-    let mut client = server.connect();
-    for i in 0..n / 10 {
-        client.round_trip(&request(i));
+/// Latencies, wall time and server CPU ticks gathered over rounds.
+#[derive(Default)]
+struct Samples {
+    times: Vec<Duration>,
+    wall: Duration,
+    ticks: u64,
+    requests: usize,
+}
+
+impl Samples {
+    fn sequential(&self) -> Sequential {
+        let mut times = self.times.clone();
+        times.sort();
+        Sequential {
+            rate: self.requests as f64 / self.wall.as_secs_f64(),
+            p50: percentile(&times, 0.5),
+            p99: percentile(&times, 0.99),
+            cpu_us: Some(self.cpu_us()),
+        }
     }
-    let requests: Vec<Vec<u8>> = (0..n).map(request).collect();
-    let mut times = Vec::with_capacity(n);
-    let cpu_before = proc_cpu_ticks(server.pid());
-    let started = Instant::now();
-    for r in &requests {
-        let t = Instant::now();
-        client.round_trip(r);
-        times.push(t.elapsed());
-    }
-    let total = started.elapsed();
-    let cpu_us = cpu_per_request(server.pid(), cpu_before, n);
-    times.sort();
-    Sequential {
-        rate: n as f64 / total.as_secs_f64(),
-        p50: percentile(&times, 0.5),
-        p99: percentile(&times, 0.99),
-        cpu_us: Some(cpu_us),
+
+    fn cpu_us(&self) -> f64 {
+        self.ticks as f64 * (1e6 / clock_ticks_per_second()) / self.requests as f64
     }
 }
 
-/// `n` pings written by one thread while this one reads the replies.
-fn pipelined(server: &Server, n: usize) -> (f64, f64) {
-    let mut client = server.connect();
+/// One round of `n` sequential round trips on an open connection.
+fn sequential_round(server: &Server, client: &mut Client, requests: &[Vec<u8>], samples: &mut Samples) {
+    let cpu_before = proc_cpu_ticks(server.pid());
+    let started = Instant::now();
+    for r in requests {
+        let t = Instant::now();
+        client.round_trip(r);
+        samples.times.push(t.elapsed());
+    }
+    samples.wall += started.elapsed();
+    samples.ticks += proc_cpu_ticks(server.pid()) - cpu_before;
+    samples.requests += requests.len();
+}
+
+/// One round of `n` pings written by one thread while this one reads the
+/// replies.
+fn pipelined_round(server: &Server, client: &mut Client, n: usize, samples: &mut Samples) {
     let mut writer = client.stream.try_clone().unwrap();
     let batch: Vec<u8> = PING.repeat(100);
+    let n = n / 100 * 100;
     let cpu_before = proc_cpu_ticks(server.pid());
     let started = Instant::now();
     let thread = std::thread::spawn(move || {
@@ -226,15 +238,13 @@ fn pipelined(server: &Server, n: usize) -> (f64, f64) {
             writer.write_all(&batch).unwrap();
         }
     });
-    for _ in 0..(n / 100) * 100 {
+    for _ in 0..n {
         client.read_reply();
     }
-    let total = started.elapsed();
+    samples.wall += started.elapsed();
     thread.join().unwrap();
-    (
-        n as f64 / total.as_secs_f64(),
-        cpu_per_request(server.pid(), cpu_before, n),
-    )
+    samples.ticks += proc_cpu_ticks(server.pid()) - cpu_before;
+    samples.requests += n;
 }
 
 /// Median over `runs` of: spawn the agent, connect as soon as the socket
@@ -266,34 +276,64 @@ fn start_to_first_reply(name: &str, runs: usize) -> Duration {
     times[times.len() / 2]
 }
 
-fn measure(name: &str, scale: f64) -> Row {
-    let n = |base: f64| ((base * scale) as usize).max(100);
-    let server = Server::start(name);
-    let ping = sequential(&server, &|_| PING.to_vec(), n(20_000.0));
-    let sync = sequential(
-        &server,
-        &|i| format!("{{\"execute\":\"guest-sync\",\"arguments\":{{\"id\":{i}}}}}\n").into_bytes(),
-        n(20_000.0),
-    );
-    let info = sequential(&server, &|_| INFO.to_vec(), n(5_000.0));
-    let (pipelined_rate, pipelined_cpu) = pipelined(&server, n(200_000.0));
-    let (rss_kib, hwm_kib) = proc_memory_kib(server.pid());
-    let start = if name == "echo" {
-        Duration::ZERO
-    } else {
-        start_to_first_reply(name, 11)
-    };
-    Row {
-        name: name.to_owned(),
-        ping,
-        sync,
-        info,
-        pipelined_rate,
-        pipelined_cpu_us: Some(pipelined_cpu),
-        start_to_reply: start,
-        rss_kib,
-        hwm_kib,
+const NAMES: [&str; 3] = ["echo", "qemu-ga", "qga-agent"];
+
+/// Rounds alternate between the three servers, so that load from
+/// elsewhere on the machine falls on all three alike.
+const ROUNDS: usize = 10;
+
+fn measure_all(scale: f64) -> Vec<Row> {
+    let n = |base: f64| ((base * scale / ROUNDS as f64) as usize).max(100);
+    let servers: Vec<Server> = NAMES.iter().map(|name| Server::start(name)).collect();
+    let mut clients: Vec<Client> = servers.iter().map(Server::connect).collect();
+    let sync = |i: usize| format!("{{\"execute\":\"guest-sync\",\"arguments\":{{\"id\":{i}}}}}\n").into_bytes();
+    let workloads: [(Vec<Vec<u8>>, &str); 3] = [
+        ((0..n(50_000.0)).map(|_| PING.to_vec()).collect(), "guest-ping"),
+        ((0..n(50_000.0)).map(sync).collect(), "guest-sync"),
+        ((0..n(10_000.0)).map(|_| INFO.to_vec()).collect(), "guest-info"),
+    ];
+    let mut sequential: Vec<Vec<Samples>> = (0..3).map(|_| (0..3).map(|_| Samples::default()).collect()).collect();
+    let mut pipelined: Vec<Samples> = (0..3).map(|_| Samples::default()).collect();
+    // Warm-up.
+    for (client, _) in clients.iter_mut().zip(&servers) {
+        for (requests, _) in &workloads {
+            for r in requests.iter().take(200) {
+                client.round_trip(r);
+            }
+        }
     }
+    for round in 0..ROUNDS {
+        eprint!("round {}/{ROUNDS}\r", round + 1);
+        for (w, (requests, _)) in workloads.iter().enumerate() {
+            for (s, server) in servers.iter().enumerate() {
+                sequential_round(server, &mut clients[s], requests, &mut sequential[w][s]);
+            }
+        }
+        for (s, server) in servers.iter().enumerate() {
+            pipelined_round(server, &mut clients[s], n(200_000.0), &mut pipelined[s]);
+        }
+    }
+    eprintln!();
+    let memory: Vec<(u64, u64)> = servers.iter().map(|s| proc_memory_kib(s.pid())).collect();
+    drop(clients);
+    drop(servers);
+    (0..3)
+        .map(|s| Row {
+            name: NAMES[s].to_owned(),
+            ping: sequential[0][s].sequential(),
+            sync: sequential[1][s].sequential(),
+            info: sequential[2][s].sequential(),
+            pipelined_rate: pipelined[s].requests as f64 / pipelined[s].wall.as_secs_f64(),
+            pipelined_cpu_us: Some(pipelined[s].cpu_us()),
+            start_to_reply: if s == 0 {
+                Duration::ZERO
+            } else {
+                start_to_first_reply(NAMES[s], 11)
+            },
+            rss_kib: memory[s].0,
+            hwm_kib: memory[s].1,
+        })
+        .collect()
 }
 
 fn us(d: Duration) -> String {
@@ -434,13 +474,7 @@ fn main() {
         .unwrap_or(1.0);
     let load_before = load_average();
     let started = Instant::now();
-    let rows: Vec<Row> = ["echo", "qemu-ga", "qga-agent"]
-        .iter()
-        .map(|name| {
-            eprintln!("measuring {name}...");
-            measure(name, scale)
-        })
-        .collect();
+    let rows = measure_all(scale);
     print_table(&rows);
     print_targets(&rows[0], &rows[1], &rows[2]);
     println!(
