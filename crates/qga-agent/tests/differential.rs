@@ -41,6 +41,10 @@ const DELIBERATE: &[(&str, &str)] = &[
     ),
 ];
 
+/// Differences reported for fixing and not fixed yet, by case name, with
+/// what is wrong. Each must still differ (see [`Report::push`]).
+const PENDING: &[(&str, &str)] = &[];
+
 struct Pair {
     qemu: AgentProcess,
     ours: AgentProcess,
@@ -269,13 +273,26 @@ struct Report {
     differences: Vec<String>,
     cases: usize,
     wording_notes: usize,
+    pending: usize,
 }
 
 impl Report {
-    fn push(&mut self, d: Option<String>) {
+    /// Records the outcome of one case. A case listed in [`PENDING`] must
+    /// still differ: once it no longer does, the test fails until it is
+    /// taken off the list.
+    fn push(&mut self, case: &str, d: Option<String>) {
         self.cases += 1;
-        if let Some(d) = d {
-            self.differences.push(d);
+        let pending = PENDING.iter().find(|(name, _)| *name == case);
+        match (d, pending) {
+            (Some(d), Some((_, why))) => {
+                eprintln!("PENDING (reported, not fixed yet: {why}):{d}");
+                self.pending += 1;
+            }
+            (Some(d), None) => self.differences.push(d),
+            (None, Some(_)) => self.differences.push(format!(
+                "\n=== {case}: now equal to qemu-ga; take it off the PENDING list\n"
+            )),
+            (None, None) => {}
         }
     }
 
@@ -284,7 +301,7 @@ impl Report {
     fn case(&mut self, pair: &Pair, case: &str, bytes: &[u8], writes: Writes) {
         let qemu = normalise(&transcript(&pair.qemu, bytes, writes));
         let ours = normalise(&transcript(&pair.ours, bytes, writes));
-        self.push(diff(case, bytes, &qemu, &ours));
+        self.push(case, diff(case, bytes, &qemu, &ours));
     }
 
     /// For input that does not parse: like [`Report::case`], but runs of
@@ -310,7 +327,7 @@ impl Report {
             }
         }
         let (qemu, ours) = (without_parse_error_details(&qemu), without_parse_error_details(&ours));
-        self.push(diff(case, bytes, &qemu, &ours));
+        self.push(case, diff(case, bytes, &qemu, &ours));
     }
 
     fn finish(self, test: &str) {
@@ -322,8 +339,10 @@ impl Report {
             self.differences.join("")
         );
         eprintln!(
-            "{test}: {} cases equal ({} differ only in parse error wording)",
-            self.cases, self.wording_notes
+            "{test}: {} cases equal to qemu-ga's ({} differ only in parse error wording), {} pending",
+            self.cases - self.pending,
+            self.wording_notes,
+            self.pending
         );
     }
 }
@@ -370,6 +389,18 @@ fn ping_sync_and_sync_delimited() {
             b"{\"execute\":\"guest-\xffping\"}{\"execute\":\"guest-ping\"}",
         ),
         ("two 0xFF", b"\xff\xff{\"execute\":\"guest-ping\"}"),
+        (
+            "sync-delimited without its id",
+            br#"{"execute":"guest-sync-delimited"}"#,
+        ),
+        (
+            "sync-delimited with a string id",
+            br#"{"execute":"guest-sync-delimited","arguments":{"id":"x"},"id":1}"#,
+        ),
+        (
+            "sync-delimited with an envelope id",
+            br#"{"execute":"guest-sync-delimited","arguments":{"id":3},"id":"e"}"#,
+        ),
     ];
     for (name, bytes) in cases {
         if bytes.contains(&0xFF) {
@@ -435,7 +466,7 @@ fn guest_info_flags() {
         return;
     };
     let mut report = Report::default();
-    report.push(compare_info_flags(&pair, "guest-info flags"));
+    report.push("guest-info flags", compare_info_flags(&pair, "guest-info flags"));
     report.finish("guest_info_flags");
 }
 
@@ -699,7 +730,10 @@ fn blocked_commands() {
     for (name, bytes) in cases {
         report.case(&pair, name, bytes, Writes::One);
     }
-    report.push(compare_info_flags(&pair, "guest-info flags with -b"));
+    report.push(
+        "guest-info flags with -b",
+        compare_info_flags(&pair, "guest-info flags with -b"),
+    );
     for agent in pair.agents() {
         let (_, flags) = info_flags(&mut agent.connect());
         for name in blocked.split(',') {
@@ -763,7 +797,7 @@ fn nesting_limit() {
         if pair.self_check {
             ours = collapse_nesting_errors(ours);
         }
-        report.push(diff(name, bytes, &qemu, &ours));
+        report.push(name, diff(name, bytes, &qemu, &ours));
     }
     report.finish("nesting_limit");
 }
@@ -820,17 +854,18 @@ fn file_round_trip() {
         contents.push(std::fs::read(&path).unwrap_or_default());
     }
     let mut report = Report::default();
-    report.push(diff(
+    report.push(
         "file round trip",
-        steps.join("\n").as_bytes(),
-        &replies[0],
-        &replies[1],
-    ));
+        diff("file round trip", steps.join("\n").as_bytes(), &replies[0], &replies[1]),
+    );
     if contents[0] != contents[1] {
-        report.push(Some(format!(
-            "\n=== file round trip: file contents differ\n  qemu-ga:   {:?}\n  qga-agent: {:?}\n",
-            contents[0], contents[1]
-        )));
+        report.push(
+            "file contents",
+            Some(format!(
+                "\n=== file round trip: file contents differ\n  qemu-ga:   {:?}\n  qga-agent: {:?}\n",
+                contents[0], contents[1]
+            )),
+        );
     }
     report.finish("file_round_trip");
 }
@@ -878,12 +913,16 @@ fn read_only_information() {
             .map(|a| sort_arrays(a.connect().call(&request)))
             .collect();
         let as_items = |v: &Value| vec![Item::Json(v.clone())];
-        report.push(diff(
-            &format!("{command} values"),
-            request.as_bytes(),
-            &as_items(&replies[0]),
-            &as_items(&replies[1]),
-        ));
+        let case = format!("{command} values");
+        report.push(
+            &case,
+            diff(
+                &case,
+                request.as_bytes(),
+                &as_items(&replies[0]),
+                &as_items(&replies[1]),
+            ),
+        );
     }
     // guest-get-load is newer than qemu-ga 7.2: check ours alone.
     if pair.self_check {
