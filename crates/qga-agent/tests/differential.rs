@@ -995,3 +995,60 @@ fn comparison_finds_differences() {
     ]);
     assert_eq!(collapsed.len(), 2);
 }
+
+/// guest-exec then guest-exec-status until the process has exited; the
+/// final status is compared (the pid is masked), and so is asking again
+/// once it was reported. Only harmless programs run.
+#[test]
+fn exec_round_trip() {
+    let Some(pair) = Pair::start("exec_round_trip", &[]) else {
+        return;
+    };
+    let programs: &[(&str, &str)] = &[
+        (
+            "exit code and both outputs",
+            r#"{"path":"/bin/sh","arg":["-c","echo out; echo err >&2; exit 3"],"capture-output":true}"#,
+        ),
+        (
+            "input data",
+            r#"{"path":"/bin/cat","input-data":"aGVsbG8=","capture-output":true}"#,
+        ),
+        ("killed by a signal", r#"{"path":"/bin/sh","arg":["-c","kill -9 $$"]}"#),
+        (
+            "environment",
+            r#"{"path":"/bin/sh","arg":["-c","exit $A"],"env":["A=7"]}"#,
+        ),
+        ("no output captured", r#"{"path":"/bin/echo","arg":["hidden"]}"#),
+    ];
+    let mut report = Report::default();
+    for (case, arguments) in programs {
+        let mut replies: Vec<Vec<Item>> = Vec::new();
+        for agent in pair.agents() {
+            let mut conn = agent.connect();
+            let started = conn.call(&format!(r#"{{"execute":"guest-exec","arguments":{arguments}}}"#));
+            let Some(pid) = started["return"]["pid"].as_i64() else {
+                replies.push(vec![Item::Json(started)]);
+                continue;
+            };
+            let status_request = format!(r#"{{"execute":"guest-exec-status","arguments":{{"pid":{pid}}}}}"#);
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            let status = loop {
+                let status = conn.call(&status_request);
+                if status["return"]["exited"] != json!(false) || std::time::Instant::now() > deadline {
+                    break status;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            };
+            let again = conn.call(&status_request).to_string().replace(&pid.to_string(), "PID");
+            replies.push(vec![
+                Item::Json(json!({"return": {"pid": type_name(&started["return"]["pid"])}})),
+                Item::Json(status),
+                Item::Json(serde_json::from_str(&again).unwrap()),
+            ]);
+        }
+        report.push(case, diff(case, arguments.as_bytes(), &replies[0], &replies[1]));
+    }
+    let missing = r#"{"execute":"guest-exec","arguments":{"path":"/nonexistent-agentverify/program"}}"#;
+    report.case(&pair, "exec of a missing program", missing.as_bytes(), Writes::One);
+    report.finish("exec_round_trip");
+}
