@@ -177,7 +177,8 @@ fn soak_many_clients_of_garbage() {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| fastrand::u64(..));
     eprintln!("soak seed {seed} (replay with AGENTVERIFY_SOAK_SEED={seed})");
-    let agent = AgentProcess::start(Which::Ours, Path::new(OUR_AGENT), &[]);
+    // A client that stops reading is dropped after this long.
+    let agent = AgentProcess::start(Which::Ours, Path::new(OUR_AGENT), &["--write-timeout", "1"]);
     let mut soak = Soak {
         agent,
         rng: fastrand::Rng::with_seed(seed),
@@ -272,23 +273,34 @@ fn soak_many_clients_of_garbage() {
     let (_, hwm_tokens) = soak.memory();
     eprintln!("VmHWM after the oversized messages {hwm_oversized} KiB, after 4 Mi tokens {hwm_tokens} KiB");
 
-    // A client that sends many requests and never reads the replies.
-    let flood: Vec<u8> = r#"{"execute":"guest-info"}"#.repeat(5_000).into_bytes();
-    let conn = soak.agent.connect();
-    soak.clients += 1;
-    let writer = {
-        let mut stream = conn.stream.try_clone().unwrap();
-        std::thread::spawn(move || {
-            use std::io::Write;
-            // May fail once we hang up below; only the agent matters.
-            let _ = stream.write_all(&flood);
-        })
-    };
-    std::thread::sleep(Duration::from_millis(300));
-    let _ = conn.stream.shutdown(std::net::Shutdown::Both);
-    drop(conn);
-    writer.join().unwrap();
-    soak.check_next_client("a flood that was never read");
+    // Clients that send many requests and never read the replies: one
+    // hangs up, the other stays connected, so the agent must give up
+    // writing to it (--write-timeout 1) before it can serve the next one.
+    for hang_up in [true, false] {
+        let flood: Vec<u8> = r#"{"execute":"guest-info"}"#.repeat(5_000).into_bytes();
+        let conn = soak.agent.connect();
+        soak.clients += 1;
+        let writer = {
+            let mut stream = conn.stream.try_clone().unwrap();
+            std::thread::spawn(move || {
+                use std::io::Write;
+                // Fails once the agent or we hang up; only the agent matters.
+                let _ = stream.write_all(&flood);
+            })
+        };
+        std::thread::sleep(Duration::from_millis(300));
+        if hang_up {
+            let _ = conn.stream.shutdown(std::net::Shutdown::Both);
+            soak.check_next_client("a flood that was never read, then a hang-up");
+        } else {
+            let waited = Instant::now();
+            soak.check_next_client("a flood that was never read, still connected");
+            eprintln!("next client served {:?} after a stalled one", waited.elapsed());
+            let _ = conn.stream.shutdown(std::net::Shutdown::Both);
+        }
+        drop(conn);
+        writer.join().unwrap();
+    }
 
     soak.agent.assert_alive();
     let (rss_end, hwm_end) = soak.memory();
