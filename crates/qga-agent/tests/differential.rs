@@ -868,14 +868,23 @@ fn file_round_trip() {
         r#"{"execute":"guest-file-read","arguments":{"handle":HANDLE,"count":100}}"#.into(),
         r#"{"execute":"guest-file-close","arguments":{"handle":HANDLE}}"#.into(),
     ];
+    let mut report = Report::default();
+    file_steps(&pair, &path, &steps, "file round trip", &mut report);
+    report.finish("file_round_trip");
+}
+
+/// Runs `steps` on one connection to each agent, `HANDLE` standing for
+/// the handle of the last successful guest-file-open, `path` removed
+/// before each; compares the replies and what is left in `path`.
+fn file_steps(pair: &Pair, path: &Path, steps: &[String], case: &str, report: &mut Report) {
     let mut replies: Vec<Vec<Item>> = Vec::new();
     let mut contents = Vec::new();
     for agent in pair.agents() {
-        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_file(path);
         let mut conn = agent.connect();
         let mut handle = String::from("0");
         let mut items = Vec::new();
-        for step in &steps {
+        for step in steps {
             let reply = conn.call(&step.replace("HANDLE", &handle));
             if step.contains("guest-file-open") {
                 if let Some(h) = reply.get("return").and_then(Value::as_i64) {
@@ -885,23 +894,65 @@ fn file_round_trip() {
             items.push(Item::Json(reply));
         }
         replies.push(normalise(&items));
-        contents.push(std::fs::read(&path).unwrap_or_default());
+        contents.push(std::fs::read(path).ok());
     }
+    report.push(case, diff(case, steps.join("\n").as_bytes(), &replies[0], &replies[1]));
+    let contents_case = format!("{case}: file contents");
+    let contents_diff = (contents[0] != contents[1]).then(|| {
+        format!(
+            "\n=== {contents_case} differ\n  qemu-ga:   {:?}\n  qga-agent: {:?}\n",
+            contents[0], contents[1]
+        )
+    });
+    report.push(&contents_case, contents_diff);
+}
+
+/// Error paths of the file commands, under a temporary directory.
+#[test]
+fn file_errors() {
+    let Some(pair) = Pair::start("file_errors", &[]) else {
+        return;
+    };
+    let dir = tempfile::Builder::new().prefix("agentverify-files-").tempdir().unwrap();
+    let path = dir.path().join("errors.txt");
+    let json_path = |p: &Path| serde_json::to_string(&p.display().to_string()).unwrap();
+    let (file, directory) = (json_path(&path), json_path(dir.path()));
+    let open = |p: &str, mode: &str| {
+        format!(r#"{{"execute":"guest-file-open","arguments":{{"path":{p},"mode":"{mode}"}},"id":"mask:open"}}"#)
+    };
+    let steps: Vec<String> = vec![
+        open(&file, "w"),
+        r#"{"execute":"guest-file-write","arguments":{"handle":HANDLE,"buf-b64":"YWJj"}}"#.into(),
+        r#"{"execute":"guest-file-read","arguments":{"handle":HANDLE}}"#.into(),
+        r#"{"execute":"guest-file-close","arguments":{"handle":HANDLE}}"#.into(),
+        open(&file, "r"),
+        r#"{"execute":"guest-file-write","arguments":{"handle":HANDLE,"buf-b64":"YWJj"}}"#.into(),
+        r#"{"execute":"guest-file-read","arguments":{"handle":HANDLE,"count":50331649}}"#.into(),
+        r#"{"execute":"guest-file-read","arguments":{"handle":HANDLE,"count":0}}"#.into(),
+        r#"{"execute":"guest-file-seek","arguments":{"handle":HANDLE,"offset":-10,"whence":"set"}}"#.into(),
+        r#"{"execute":"guest-file-seek","arguments":{"handle":HANDLE,"offset":0,"whence":7}}"#.into(),
+        r#"{"execute":"guest-file-seek","arguments":{"handle":HANDLE,"offset":100,"whence":"end"}}"#.into(),
+        r#"{"execute":"guest-file-read","arguments":{"handle":HANDLE}}"#.into(),
+        r#"{"execute":"guest-file-close","arguments":{"handle":HANDLE}}"#.into(),
+        open(&file, "a+"),
+        r#"{"execute":"guest-file-write","arguments":{"handle":HANDLE,"buf-b64":"ZGVm"}}"#.into(),
+        r#"{"execute":"guest-file-seek","arguments":{"handle":HANDLE,"offset":0,"whence":"set"}}"#.into(),
+        r#"{"execute":"guest-file-read","arguments":{"handle":HANDLE}}"#.into(),
+        r#"{"execute":"guest-file-close","arguments":{"handle":HANDLE}}"#.into(),
+        open(&directory, "r"),
+        r#"{"execute":"guest-file-read","arguments":{"handle":HANDLE}}"#.into(),
+        r#"{"execute":"guest-file-close","arguments":{"handle":HANDLE}}"#.into(),
+        open(&file, "x"),
+        open(&file, "rb+"),
+        r#"{"execute":"guest-file-close","arguments":{"handle":HANDLE}}"#.into(),
+    ];
     let mut report = Report::default();
-    report.push(
-        "file round trip",
-        diff("file round trip", steps.join("\n").as_bytes(), &replies[0], &replies[1]),
-    );
-    if contents[0] != contents[1] {
-        report.push(
-            "file contents",
-            Some(format!(
-                "\n=== file round trip: file contents differ\n  qemu-ga:   {:?}\n  qga-agent: {:?}\n",
-                contents[0], contents[1]
-            )),
-        );
-    }
-    report.finish("file_round_trip");
+    file_steps(&pair, &path, &steps[..4], "write-only file", &mut report);
+    // The rest needs the file from the first part: write it again.
+    let mut rest = steps[..4].to_vec();
+    rest.extend(steps[4..].iter().cloned());
+    file_steps(&pair, &path, &rest, "file error paths", &mut report);
+    report.finish("file_errors");
 }
 
 /// The read-only information commands: the structure of each reply must
