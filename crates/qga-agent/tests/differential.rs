@@ -65,7 +65,29 @@ const DELIBERATE: &[(&str, &str)] = &[
 
 /// Differences reported for fixing and not fixed yet, by case name, with
 /// what is wrong. Each must still differ (see [`Report::push`]).
-const PENDING: &[(&str, &str)] = &[];
+const PENDING: &[(&str, &str)] = &[
+    (
+        "integer past int64",
+        "2^63 for an int64 argument: qemu-ga says \"Invalid parameter type for 'id', expected: integer\", \
+         we say \"Parameter 'id' expects int64_t\" (qapi-runtime check_value)",
+    ),
+    (
+        "negative zero",
+        "-0 for an integer argument: qemu-ga takes it as 0, we reject it as not an integer",
+    ),
+    (
+        "0xFF inside a string",
+        "after a 0xFF inside a message we do not skip to the next bracket or brace as qemu-ga does, so the \
+         rest of the broken message is read with its quotes inverted and every later request on the \
+         connection is misread until the next 0xFF",
+    ),
+    ("0xFF inside a key", "as \"0xFF inside a string\""),
+    (
+        "0xFF inside a top-level string",
+        "no recovery after 0xFF: the rest of the string is answered",
+    ),
+    ("0xFF then a number", "no recovery after 0xFF: the number is answered"),
+];
 
 struct Pair {
     qemu: AgentProcess,
