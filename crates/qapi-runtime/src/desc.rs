@@ -232,12 +232,14 @@ pub fn check_value(v: &Value, ty: &TypeDesc, full: &str, name: Option<&str>) -> 
         TypeDesc::Null if !v.is_null() => invalid("null"),
         TypeDesc::Str | TypeDesc::Bool | TypeDesc::Number | TypeDesc::Null | TypeDesc::Any => Ok(()),
         TypeDesc::Int(kind) => {
+            let (min, max) = kind.range();
+            // QEMU reads signed types as int64 first: a number past
+            // int64's range is the wrong type, not a bad value.
             let n = match (v.as_i64(), v.as_u64()) {
                 (Some(i), _) => i128::from(i),
-                (None, Some(u)) => i128::from(u),
+                (None, Some(u)) if min == 0 => i128::from(u),
                 _ => return invalid("integer"),
             };
-            let (min, max) = kind.range();
             if n < min || n > max {
                 return Err(format!("Parameter '{name}' expects {}", kind.c_type()));
             }
@@ -330,6 +332,10 @@ mod tests {
         );
         assert_eq!(
             check(json!({"id": 1.5})),
+            Err("Invalid parameter type for 'id', expected: integer".into())
+        );
+        assert_eq!(
+            check(json!({"id": 1u64 << 63})),
             Err("Invalid parameter type for 'id', expected: integer".into())
         );
         assert_eq!(

@@ -115,8 +115,13 @@ impl Session {
                 match frame {
                     Frame::Message(bytes) => self.message(&bytes, out),
                     // The byte that cannot be text, as qemu-ga's lexer
-                    // reports it.
-                    Frame::Delimiter => parse_error(out, "stray '\u{FFFD}'".into()),
+                    // reports it; like any stray byte it starts a skip to
+                    // where a token can start, so the rest of a broken
+                    // request is never read as new input.
+                    Frame::Delimiter => {
+                        parse_error(out, "stray '\u{FFFD}'".into());
+                        self.recovering = true;
+                    }
                     Frame::TooDeep => error(out, messages::NESTING_LIMIT.into()),
                     Frame::TooLarge => error(out, messages::SIZE_LIMIT.into()),
                 }

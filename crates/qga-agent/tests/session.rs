@@ -217,6 +217,22 @@ fn delimiter_drops_partial_input_with_one_error() {
         h.replies(b"\xff{\"execute\":\"guest-ping\"}"),
         vec![generic("JSON parse error, stray '\u{FFFD}'"), json!({"return": {}})]
     );
+    // After a 0xFF inside a string, the rest of that request is skipped up
+    // to a bracket or brace (here its closing brace, an error of its own,
+    // as with qemu-ga), so its quotes never pair up with the next
+    // request's; the same for a bare token after a 0xFF.
+    assert_eq!(
+        h.replies(b"{\"execute\":\"guest-\xffping\"}\n{\"execute\":\"guest-sync\",\"arguments\":{\"id\":4}}"),
+        vec![
+            generic("JSON parse error, stray '\u{FFFD}'"),
+            generic("JSON parse error, expecting value"),
+            json!({"return": 4})
+        ]
+    );
+    assert_eq!(
+        h.replies(b"\xff 123 {\"execute\":\"guest-ping\"}"),
+        vec![generic("JSON parse error, stray '\u{FFFD}'"), json!({"return": {}})]
+    );
 }
 
 #[test]
