@@ -12,6 +12,9 @@ pub const DELIMITER: u8 = 0xFF;
 /// qemu-ga's limits on one incoming message.
 pub const MAX_NESTING: usize = 1024;
 pub const MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
+/// Tokens in one message: bounds the memory a parsed message takes
+/// (a 64 MiB `[1,1,1,...]` would be gigabytes as values).
+pub const MAX_TOKENS: usize = 2 * 1024 * 1024;
 
 /// Offset just past the first 0xFF in `buf`, if any.
 pub fn after_delimiter(buf: &[u8]) -> Option<usize> {
@@ -29,6 +32,8 @@ pub enum Frame {
     TooDeep,
     /// A message larger than the limit; the rest of it is skipped.
     TooLarge,
+    /// A message of more tokens than the limit; the rest of it is skipped.
+    TooManyTokens,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,6 +55,7 @@ enum State {
 pub struct MessageReader {
     max_nesting: usize,
     max_size: usize,
+    max_tokens: usize,
     buf: Vec<u8>,
     state: State,
     depth: usize,
@@ -57,6 +63,10 @@ pub struct MessageReader {
     /// also takes 'single-quoted' strings, in which `"` is plain text.
     string_quote: Option<u8>,
     escaped: bool,
+    /// Tokens of the message so far, counted inside brackets and braces.
+    tokens: usize,
+    /// Inside a bare token (number or keyword) within brackets or braces.
+    in_scalar: bool,
     /// Past a limit: track structure to find the end, keep nothing.
     skipping: bool,
 }
@@ -72,13 +82,22 @@ impl MessageReader {
         MessageReader {
             max_nesting,
             max_size,
+            max_tokens: MAX_TOKENS,
             buf: Vec::new(),
             state: State::Idle,
             depth: 0,
             string_quote: None,
             escaped: false,
+            tokens: 0,
+            in_scalar: false,
             skipping: false,
         }
+    }
+
+    /// The same reader with another limit on the tokens of one message.
+    pub fn with_max_tokens(mut self, max_tokens: usize) -> Self {
+        self.max_tokens = max_tokens;
+        self
     }
 
     /// Forgets any partial message, as for a new connection.
@@ -89,6 +108,8 @@ impl MessageReader {
         self.depth = 0;
         self.string_quote = None;
         self.escaped = false;
+        self.tokens = 0;
+        self.in_scalar = false;
         self.skipping = false;
     }
 
@@ -106,6 +127,8 @@ impl MessageReader {
         self.depth = 0;
         self.string_quote = None;
         self.escaped = false;
+        self.tokens = 0;
+        self.in_scalar = false;
         self.skipping = false;
     }
 
@@ -136,6 +159,7 @@ impl MessageReader {
                     b'{' | b'[' => {
                         self.state = State::Nested;
                         self.depth = 1;
+                        self.tokens = 1;
                         self.keep(b, out);
                     }
                     b'"' | b'\'' => {
@@ -184,6 +208,19 @@ impl MessageReader {
                         }
                         continue;
                     }
+                    let starts_scalar = !matches!(
+                        b,
+                        b'"' | b'\'' | b'{' | b'[' | b'}' | b']' | b':' | b',' | b' ' | b'\t' | b'\r' | b'\n'
+                    );
+                    if !(self.in_scalar && starts_scalar || matches!(b, b' ' | b'\t' | b'\r' | b'\n')) {
+                        self.tokens += 1;
+                        if self.tokens > self.max_tokens && !self.skipping {
+                            out.push(Frame::TooManyTokens);
+                            self.buf = Vec::new();
+                            self.skipping = true;
+                        }
+                    }
+                    self.in_scalar = starts_scalar;
                     match b {
                         b'"' | b'\'' => self.string_quote = Some(b),
                         b'{' | b'[' => {
@@ -270,6 +307,18 @@ mod tests {
                 msg(r#"{"s":"it's"}"#)
             ]
         );
+    }
+
+    #[test]
+    fn token_limit_gives_one_frame_then_recovers() {
+        // `[`, `1`, `,`, `22`, `,`, `"a b"`, `]`: seven tokens.
+        let message = br#"[1, 22 ,"a b"]"#;
+        let mut r = MessageReader::default().with_max_tokens(7);
+        assert_eq!(frames(&mut r, message), vec![Frame::Message(message.to_vec())]);
+        let mut r = MessageReader::default().with_max_tokens(6);
+        let mut input = message.to_vec();
+        input.extend_from_slice(b" {}");
+        assert_eq!(frames(&mut r, &input), vec![Frame::TooManyTokens, msg("{}")]);
     }
 
     #[test]

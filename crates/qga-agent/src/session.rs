@@ -15,6 +15,7 @@ use crate::agent::Agent;
 pub mod messages {
     pub const NESTING_LIMIT: &str = "JSON nesting depth limit exceeded";
     pub const SIZE_LIMIT: &str = "JSON token size limit exceeded";
+    pub const TOKEN_LIMIT: &str = "JSON token count limit exceeded";
     /// Prefix of every reply to input that does not parse.
     pub const PARSE_ERROR: &str = "JSON parse error, ";
 }
@@ -34,11 +35,12 @@ const DEEP_STACK: usize = 32 * 1024 * 1024;
 /// - A 0xFF byte drops any partial request and is answered with one error
 ///   (qemu-ga does the same; clients send it before `guest-sync-delimited`
 ///   and skip everything up to that command's reply).
-/// - A request nested deeper than 1024 or larger than 64 MiB gets one
-///   error, its remainder is skipped, and the next request is served.
-/// - A byte that cannot start a JSON token between requests gets one
-///   error, and input is skipped up to a bracket, brace, control character
-///   or 0xFF (qemu-ga's recovery).
+/// - A request nested deeper than 1024, larger than 64 MiB or of more
+///   than 2 Mi tokens gets one error, its remainder is skipped, and the
+///   next request is served.
+/// - A byte that cannot start a JSON token between requests, or a 0xFF,
+///   gets one error, and input is skipped up to a bracket, brace, colon,
+///   comma, control character or 0xFF (qemu-ga's recovery).
 /// - Each reply is one line of JSON; the reply to `guest-sync-delimited`
 ///   is preceded by a 0xFF byte.
 ///
@@ -124,6 +126,7 @@ impl Session {
                     }
                     Frame::TooDeep => error(out, messages::NESTING_LIMIT.into()),
                     Frame::TooLarge => error(out, messages::SIZE_LIMIT.into()),
+                    Frame::TooManyTokens => error(out, messages::TOKEN_LIMIT.into()),
                 }
             }
         }
@@ -216,10 +219,11 @@ fn may_end_message(b: u8) -> bool {
 }
 
 /// After a stray byte, qemu-ga skips input up to a byte where it can
-/// resynchronize: a bracket or brace, a control character other than tab,
-/// or a byte that is never UTF-8 (0xFE, 0xFF).
+/// resynchronize: a structural character (bracket, brace, colon, comma),
+/// a control character other than tab, or a byte that is never UTF-8
+/// (0xFE, 0xFF).
 fn ends_recovery(b: u8) -> bool {
-    matches!(b, b'[' | b']' | b'{' | b'}' | 0xFE | 0xFF) || (b < 0x20 && b != b'\t')
+    matches!(b, b'[' | b']' | b'{' | b'}' | b':' | b',' | 0xFE | 0xFF) || (b < 0x20 && b != b'\t')
 }
 
 /// A stray byte as qemu-ga shows it: itself, or U+FFFD outside ASCII.

@@ -192,7 +192,7 @@ fn malformed_json_gets_one_error_then_recovery() {
 }
 
 #[test]
-fn a_stray_byte_gets_one_error_at_once_and_input_resumes_at_a_brace() {
+fn a_stray_byte_gets_one_error_at_once_and_input_resumes_at_a_structural_character() {
     let mut h = Harness::new();
     assert_eq!(h.replies(b"@"), vec![generic("JSON parse error, stray '@'")]);
     // Still skipping: everything up to the newline is ignored.
@@ -201,6 +201,17 @@ fn a_stray_byte_gets_one_error_at_once_and_input_resumes_at_a_brace() {
     assert_eq!(
         h.replies(b"@@@ \"x\" {\"execute\":\"guest-ping\"}"),
         vec![generic("JSON parse error, stray '@'"), json!({"return": {}})]
+    );
+    // A colon or comma ends the skip too, and is then an error of its own
+    // (qemu-ga 7.2 answers these three lines the same way).
+    assert_eq!(
+        h.replies(b"@ : 1 {\"execute\":\"guest-ping\"}"),
+        vec![
+            generic("JSON parse error, stray '@'"),
+            generic("JSON parse error, expecting value"),
+            generic("QMP input must be a JSON object"),
+            json!({"return": {}})
+        ]
     );
     assert_eq!(h.replies(b"\x01"), vec![generic("JSON parse error, stray '\u{1}'")]);
     assert_eq!(
@@ -269,6 +280,20 @@ fn nesting_and_size_limits_give_one_error_then_recover() {
     let at_limit = format!("{}{}", "[".repeat(1024), "]".repeat(1024));
     assert_eq!(
         h.replies(at_limit.as_bytes()),
+        vec![generic("QMP input must be a JSON object")]
+    );
+    // Tokens: `[`, n numbers, n - 1 commas and `]`. With 1 Mi numbers
+    // that is one past qemu-ga's limit of 2 Mi (its answer to both of
+    // these requests is the same), with one number fewer it passes.
+    let numbers = 1 << 20;
+    let many = format!("[{}1]{{\"execute\":\"guest-ping\"}}", "1,".repeat(numbers - 1));
+    assert_eq!(
+        h.replies(many.as_bytes()),
+        vec![generic("JSON token count limit exceeded"), json!({"return": {}})]
+    );
+    let fewer = format!("[{}1]", "1,".repeat(numbers - 2));
+    assert_eq!(
+        h.replies(fewer.as_bytes()),
         vec![generic("QMP input must be a JSON object")]
     );
 

@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
-use qga_types::runtime::framing::{Frame, MessageReader, DELIMITER, MAX_NESTING};
+use qga_types::runtime::framing::{Frame, MessageReader, DELIMITER, MAX_NESTING, MAX_TOKENS};
 use qga_types::runtime::serde_json::{self, json, Value};
 use qga_types::runtime::{Reply, Request};
 
@@ -257,6 +257,7 @@ impl Core {
                 Frame::TooDeep => Err(Error::Protocol(format!(
                     "reply nested deeper than {MAX_NESTING} levels"
                 ))),
+                Frame::TooManyTokens => Err(Error::Protocol(format!("reply of more than {MAX_TOKENS} JSON tokens"))),
                 Frame::Delimiter => continue,
             });
         }
