@@ -120,7 +120,10 @@ impl MessageReader {
 
     fn finish(&mut self, out: &mut Vec<Frame>) {
         if !self.skipping {
-            out.push(Frame::Message(std::mem::take(&mut self.buf)));
+            // The next message likely has about this size: start its
+            // buffer there rather than regrowing it byte by byte.
+            let next = Vec::with_capacity(self.buf.len().clamp(64, 4096));
+            out.push(Frame::Message(std::mem::replace(&mut self.buf, next)));
         }
         self.buf.clear();
         self.state = State::Idle;

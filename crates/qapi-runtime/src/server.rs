@@ -76,7 +76,7 @@ fn error_reply(desc: String, class: ErrorClass, id: Option<Value>) -> Option<Val
             result: Err(ErrorBody { class, desc }),
             id,
         }
-        .to_value(),
+        .into_value(),
     )
 }
 
@@ -133,7 +133,7 @@ pub fn dispatch(
         return error_reply(desc, generic, id);
     }
     match invoke(info, args) {
-        Ok(Some(ret)) => Some(Reply { result: Ok(ret), id }.to_value()),
+        Ok(Some(ret)) => Some(Reply { result: Ok(ret), id }.into_value()),
         Ok(None) => None,
         Err(e) => error_reply(e.desc, e.class, id),
     }

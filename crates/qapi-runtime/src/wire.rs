@@ -110,6 +110,22 @@ impl Reply {
     }
 
     /// The reply object, `return` or `error` first, then `id`.
+    pub fn into_value(self) -> Value {
+        let mut map = Map::new();
+        match self.result {
+            Ok(v) => map.insert("return".to_string(), v),
+            Err(e) => map.insert(
+                "error".to_string(),
+                serde_json::to_value(e).expect("error bodies serialize"),
+            ),
+        };
+        if let Some(id) = self.id {
+            map.insert("id".to_string(), id);
+        }
+        Value::Object(map)
+    }
+
+    /// Like [`Reply::into_value`], for a borrowed reply.
     pub fn to_value(&self) -> Value {
         let mut map = Map::new();
         match &self.result {

@@ -164,7 +164,7 @@ impl Agent {
                 }),
                 id,
             }
-            .to_value(),
+            .into_value(),
         )
     }
 

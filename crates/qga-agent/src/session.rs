@@ -198,7 +198,7 @@ fn error(out: &mut Vec<u8>, desc: String) {
         }),
         id: None,
     };
-    write_line(out, &reply.to_value());
+    write_line(out, &reply.into_value());
 }
 
 fn parse_error(out: &mut Vec<u8>, what: String) {
