@@ -50,6 +50,10 @@ pub enum RunError {
 struct Worker {
     tasks: Sender<Task>,
     outputs: Receiver<Result<Output, RunError>>,
+    /// Set by the waiter when it gives up. The worker sends its output and
+    /// the waiter sets this under the same lock, so an output that arrives
+    /// at the timeout goes either to the client or to `late`, never nowhere.
+    given_up: Arc<Mutex<bool>>,
 }
 
 #[derive(Default)]
@@ -67,6 +71,8 @@ impl Executor {
     fn spawn(&self) -> Result<Worker, RunError> {
         let (tasks, task_rx) = mpsc::channel::<Task>();
         let (output_tx, outputs) = mpsc::channel();
+        let given_up = Arc::new(Mutex::new(false));
+        let worker_given_up = given_up.clone();
         let abandoned = self.abandoned.clone();
         std::thread::Builder::new()
             .name("qga-handler".into())
@@ -74,18 +80,25 @@ impl Executor {
             .spawn(move || {
                 while let Ok(task) = task_rx.recv() {
                     let output = catch_unwind(AssertUnwindSafe(task.run)).map_err(|_| RunError::Panicked);
-                    if let Err(mpsc::SendError(output)) = output_tx.send(output) {
-                        // Nobody waits any more: this handler timed out.
-                        if let Ok(output) = output {
-                            let _ = catch_unwind(AssertUnwindSafe(|| (task.late)(output)));
-                        }
-                        abandoned.fetch_sub(1, Ordering::SeqCst);
-                        return;
+                    let given_up = worker_given_up.lock().unwrap_or_else(|e| e.into_inner());
+                    if !*given_up {
+                        let _ = output_tx.send(output);
+                        continue;
                     }
+                    drop(given_up);
+                    if let Ok(output) = output {
+                        let _ = catch_unwind(AssertUnwindSafe(|| (task.late)(output)));
+                    }
+                    abandoned.fetch_sub(1, Ordering::SeqCst);
+                    return;
                 }
             })
             .map_err(|e| RunError::NoThread(e.to_string()))?;
-        Ok(Worker { tasks, outputs })
+        Ok(Worker {
+            tasks,
+            outputs,
+            given_up,
+        })
     }
 
     /// Runs `task` and waits at most `limit` for its output.
@@ -117,8 +130,14 @@ impl Executor {
         match worker.outputs.recv_timeout(limit) {
             Ok(output) => output,
             Err(RecvTimeoutError::Timeout) => {
+                let mut given_up = worker.given_up.lock().unwrap_or_else(|e| e.into_inner());
+                // The handler may have finished since the timeout fired.
+                if let Ok(output) = worker.outputs.try_recv() {
+                    return output;
+                }
+                *given_up = true;
                 self.abandoned.fetch_add(1, Ordering::SeqCst);
-                // Dropping the channels tells the thread it is abandoned.
+                drop(given_up);
                 *slot = None;
                 Err(RunError::TimedOut)
             }
@@ -164,6 +183,43 @@ mod tests {
         );
         release.send(()).unwrap();
         assert_eq!(late_rx.recv_timeout(Duration::from_secs(10)), Ok(Some(Value::from(1))));
+        let start = std::time::Instant::now();
+        while executor.abandoned() != 0 {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "abandoned count never dropped"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn an_output_at_the_timeout_reaches_the_client_or_the_late_cleanup() {
+        let executor = Executor::default();
+        let (late_tx, late_rx) = channel();
+        let rounds = 200;
+        let mut answered = 0;
+        for round in 0..rounds {
+            let late_tx = late_tx.clone();
+            let racing = Task {
+                run: Box::new(move || {
+                    std::thread::sleep(Duration::from_micros(500));
+                    Some(Value::from(round))
+                }),
+                late: Box::new(move |output| late_tx.send(output).unwrap()),
+                always_run: true,
+            };
+            match executor.run(racing, Duration::from_micros(500)) {
+                Ok(output) => {
+                    assert_eq!(output, Some(Value::from(round)));
+                    answered += 1;
+                }
+                Err(e) => assert_eq!(e, RunError::TimedOut),
+            }
+        }
+        drop(late_tx);
+        let late = late_rx.iter().count();
+        assert_eq!(answered + late, rounds, "{answered} answered, {late} cleaned up late");
         let start = std::time::Instant::now();
         while executor.abandoned() != 0 {
             assert!(
