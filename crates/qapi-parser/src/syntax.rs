@@ -457,19 +457,7 @@ impl Builder {
                         _ => unreachable!("object holds members"),
                     }
                 }
-                // The first key seen twice, in source order; hashing keeps
-                // wide objects linear.
-                let dup = if members.len() <= 16 {
-                    members
-                        .iter()
-                        .enumerate()
-                        .find(|(i, m)| members[..*i].iter().any(|o| o.key == m.key))
-                        .map(|(_, m)| m)
-                } else {
-                    let mut keys = std::collections::HashSet::with_capacity(members.len());
-                    members.iter().find(|m| !keys.insert(m.key.as_str()))
-                };
-                if let Some(dup) = dup {
+                if let Some(dup) = first_duplicate_key(&members) {
                     self.problems.push(SyntaxError::new(
                         dup.value.span.start as usize,
                         format!("duplicate key '{}'", dup.key),
@@ -671,7 +659,7 @@ impl FastParser<'_> {
                 _ => return None,
             }
         }
-        if has_duplicate_key(&members) {
+        if first_duplicate_key(&members).is_some() {
             return None;
         }
         Some(ValueKind::Object(members))
@@ -710,15 +698,18 @@ fn line_end(bytes: &[u8], pos: usize) -> usize {
     memchr::memchr(b'\n', &bytes[pos..]).map_or(bytes.len(), |i| pos + i)
 }
 
-fn has_duplicate_key(members: &[Member]) -> bool {
+/// The first member whose key an earlier member already has. Small
+/// objects are searched, wide ones hashed so they stay linear.
+fn first_duplicate_key(members: &[Member]) -> Option<&Member> {
     if members.len() <= 16 {
         members
             .iter()
             .enumerate()
-            .any(|(i, m)| members[..i].iter().any(|o| o.key == m.key))
+            .find(|(i, m)| members[..*i].iter().any(|o| o.key == m.key))
+            .map(|(_, m)| m)
     } else {
         let mut keys = std::collections::HashSet::with_capacity(members.len());
-        !members.iter().all(|m| keys.insert(m.key.as_str()))
+        members.iter().find(|m| !keys.insert(m.key.as_str()))
     }
 }
 
