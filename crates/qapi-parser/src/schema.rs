@@ -864,83 +864,85 @@ impl Builder {
     }
 
     fn check_entity(&mut self, id: EntityId) -> Res<()> {
+        match &self.entities[id.0].kind {
+            EntityKind::Object(_) => self.check_object(id),
+            EntityKind::Include { .. } | EntityKind::Builtin { .. } => Ok(()),
+            EntityKind::Enum { .. } => self.check_enum(id),
+            EntityKind::Array { .. } => self.check_array(id),
+            EntityKind::Alternate { variants } => self.check_alternate(id, variants.clone()),
+            EntityKind::Command(command) => self.check_command(id, command.clone()),
+            &EntityKind::Event { boxed, .. } => self.check_event(id, boxed),
+        }
+    }
+
+    fn check_enum(&self, id: EntityId) -> Res<()> {
+        self.check_type_features(id)?;
         let entity = &self.entities[id.0];
-        match &entity.kind {
-            EntityKind::Object(_) => return self.check_object(id),
-            EntityKind::Include { .. } | EntityKind::Builtin { .. } => return Ok(()),
-            EntityKind::Enum { values, .. } => {
-                self.check_type_features(id)?;
-                let mut seen = Seen::new();
-                for v in values {
-                    self.check_clash(&mut seen, "value", &v.name, &entity.name, id)?;
-                }
-                return Ok(());
-            }
-            _ => {}
+        let EntityKind::Enum { values, .. } = &entity.kind else {
+            unreachable!("checked enum")
+        };
+        let mut seen = Seen::new();
+        for v in values {
+            self.check_clash(&mut seen, "value", &v.name, &entity.name, id)?;
         }
-        let kind = entity.kind.clone();
-        match kind {
-            EntityKind::Object(_)
-            | EntityKind::Include { .. }
-            | EntityKind::Builtin { .. }
-            | EntityKind::Enum { .. } => unreachable!("handled above"),
-            EntityKind::Array { .. } => {
-                self.check_type_features(id)?;
-                let element = self.unresolved[id.0].element.clone().unwrap();
-                let what = self.entities[id.0]
-                    .defn
-                    .as_ref()
-                    .map_or(String::new(), |d| d.meta.clone());
-                let element_id = self.resolve(&element, id, &what)?;
-                if matches!(self.entities[element_id.0].kind, EntityKind::Array { .. }) {
-                    return Err(self.entity_err(id, format!("array type ['{element}'] cannot contain an array")));
+        Ok(())
+    }
+
+    fn check_array(&mut self, id: EntityId) -> Res<()> {
+        self.check_type_features(id)?;
+        let element = self.unresolved[id.0].element.clone().unwrap();
+        let what = self.entities[id.0]
+            .defn
+            .as_ref()
+            .map_or(String::new(), |d| d.meta.clone());
+        let element_id = self.resolve(&element, id, &what)?;
+        if matches!(self.entities[element_id.0].kind, EntityKind::Array { .. }) {
+            return Err(self.entity_err(id, format!("array type ['{element}'] cannot contain an array")));
+        }
+        self.entities[id.0].kind = EntityKind::Array { element: element_id };
+        Ok(())
+    }
+
+    fn check_command(&mut self, id: EntityId, mut command: Command) -> Res<()> {
+        let e = &self.entities[id.0];
+        self.check_features(id, &e.features, &e.name)?;
+        let name = self.entities[id.0].name.clone();
+        let unresolved = self.unresolved[id.0].clone();
+        if let Some(arg) = &unresolved.arg {
+            command.arg_type = Some(self.check_args(id, arg, "command", command.flags.boxed)?);
+        }
+        if let Some(ret) = &unresolved.ret {
+            let ret_id = self.resolve(ret, id, "command's 'returns'")?;
+            command.ret_type = Some(ret_id);
+            if !self.pragma.command_returns_exceptions.contains(&name) {
+                let mut t = ret_id;
+                if let EntityKind::Array { element } = self.entities[t.0].kind {
+                    t = element;
                 }
-                self.entities[id.0].kind = EntityKind::Array { element: element_id };
-                Ok(())
-            }
-            EntityKind::Alternate { variants } => self.check_alternate(id, variants),
-            EntityKind::Command(mut command) => {
-                let e = &self.entities[id.0];
-                self.check_features(id, &e.features.clone(), &e.name.clone())?;
-                let name = self.entities[id.0].name.clone();
-                let unresolved = self.unresolved[id.0].clone();
-                if let Some(arg) = &unresolved.arg {
-                    command.arg_type = Some(self.check_args(id, arg, "command", command.flags.boxed)?);
-                }
-                if let Some(ret) = &unresolved.ret {
-                    let ret_id = self.resolve(ret, id, "command's 'returns'")?;
-                    command.ret_type = Some(ret_id);
-                    if !self.pragma.command_returns_exceptions.contains(&name) {
-                        let mut t = ret_id;
-                        if let EntityKind::Array { element } = self.entities[t.0].kind {
-                            t = element;
-                        }
-                        if !matches!(self.entities[t.0].kind, EntityKind::Object(_)) {
-                            let e = self
-                                .entity_err(id, format!("command's 'returns' cannot take {}", self.describe(ret_id)));
-                            if self.strict {
-                                return Err(e);
-                            }
-                            // Before QEMU 2.9 no pragma listed the exceptions.
-                            self.warn(e);
-                        }
+                if !matches!(self.entities[t.0].kind, EntityKind::Object(_)) {
+                    let e = self.entity_err(id, format!("command's 'returns' cannot take {}", self.describe(ret_id)));
+                    if self.strict {
+                        return Err(e);
                     }
+                    // Before QEMU 2.9 no pragma listed the exceptions.
+                    self.warn(e);
                 }
-                self.entities[id.0].kind = EntityKind::Command(command);
-                Ok(())
-            }
-            EntityKind::Event { boxed, .. } => {
-                let e = &self.entities[id.0];
-                self.check_features(id, &e.features.clone(), &e.name.clone())?;
-                let arg = self.unresolved[id.0].arg.clone();
-                let arg_type = match arg {
-                    Some(a) => Some(self.check_args(id, &a, "event", boxed)?),
-                    None => None,
-                };
-                self.entities[id.0].kind = EntityKind::Event { arg_type, boxed };
-                Ok(())
             }
         }
+        self.entities[id.0].kind = EntityKind::Command(command);
+        Ok(())
+    }
+
+    fn check_event(&mut self, id: EntityId, boxed: bool) -> Res<()> {
+        let e = &self.entities[id.0];
+        self.check_features(id, &e.features, &e.name)?;
+        let arg = self.unresolved[id.0].arg.clone();
+        let arg_type = match arg {
+            Some(a) => Some(self.check_args(id, &a, "event", boxed)?),
+            None => None,
+        };
+        self.entities[id.0].kind = EntityKind::Event { arg_type, boxed };
+        Ok(())
     }
 
     fn check_args(&mut self, id: EntityId, arg: &str, meta: &str, boxed: bool) -> Res<EntityId> {
