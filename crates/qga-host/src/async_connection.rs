@@ -315,7 +315,9 @@ impl AsyncConnection {
             // Marks the channel dirty before the first byte goes out.
             let (id, bytes) = self.core.request(name, arguments);
             let sent = Instant::now();
-            let written = self.write(&bytes, timeout.write_duration().map(|t| sent + t)).await;
+            let written = self
+                .write(&bytes, timeout.write_duration().and_then(|t| sent.checked_add(t)))
+                .await;
             self.note(written)?;
             Ok((id, sent))
         }
@@ -329,7 +331,8 @@ impl AsyncConnection {
         let (id, timeout, sent) = self.send_request(name, arguments).await?;
         let deadline = match timeout.duration() {
             Some(t) if t.is_zero() => return Err(Error::NotAwaited),
-            Some(t) => Some(sent + t),
+            // A timeout past the end of time waits forever.
+            Some(t) => sent.checked_add(t),
             None => None,
         };
         let result = async {
@@ -349,7 +352,7 @@ impl AsyncConnection {
     /// error reply during `no_reply_window`; silence and EOF are success.
     pub async fn send_raw(&mut self, name: &str, arguments: Option<Value>) -> Result<Option<Reply>, Error> {
         let (id, _, _) = self.send_request(name, arguments).await?;
-        let deadline = Some(Instant::now() + self.options.no_reply_window);
+        let deadline = Instant::now().checked_add(self.options.no_reply_window);
         loop {
             match self.next_reply(deadline).await {
                 Ok(reply) if Core::answers(&reply, id) => {

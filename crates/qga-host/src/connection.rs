@@ -234,7 +234,7 @@ impl Connection {
         }
         let (id, bytes) = self.core.request(name, arguments);
         let sent = Instant::now();
-        let result = self.write(&bytes, timeout.write_duration().map(|t| sent + t));
+        let result = self.write(&bytes, timeout.write_duration().and_then(|t| sent.checked_add(t)));
         self.note(result)?;
         Ok((id, sent))
     }
@@ -244,7 +244,8 @@ impl Connection {
         let (id, timeout, sent) = self.send_request(name, arguments)?;
         let deadline = match timeout.duration() {
             Some(t) if t.is_zero() => return Err(Error::NotAwaited),
-            Some(t) => Some(sent + t),
+            // A timeout past the end of time waits forever.
+            Some(t) => sent.checked_add(t),
             None => None,
         };
         let result = self.await_reply(id, deadline);
@@ -268,7 +269,7 @@ impl Connection {
     /// can never reach a later call.
     pub fn send_raw(&mut self, name: &str, arguments: Option<Value>) -> Result<Option<Reply>, Error> {
         let (id, _, _) = self.send_request(name, arguments)?;
-        let deadline = Some(Instant::now() + self.options.no_reply_window);
+        let deadline = Instant::now().checked_add(self.options.no_reply_window);
         loop {
             match self.next_reply(deadline) {
                 Ok(reply) if Core::answers(&reply, id) => {

@@ -391,3 +391,31 @@ fn an_agent_that_stops_reading_gives_a_timeout_not_a_blocked_write() {
         "{took:?}"
     );
 }
+
+#[test]
+fn a_timeout_too_long_to_add_to_the_clock_waits_without_a_limit() {
+    let path = fake_agent(|call, s| {
+        if !answer_sync(call, s) {
+            answer(call, s, json!(7));
+        }
+    });
+    let endpoint = Endpoint::Unix(path);
+    let options = Options {
+        timeout: ResponseTimeout::Seconds(u64::MAX),
+        no_reply_window: Duration::MAX,
+        ..Options::default()
+    };
+    let mut conn = Connection::connect(&endpoint, options.clone()).unwrap();
+    assert_eq!(conn.execute("guest-get-time", None).unwrap(), json!(7));
+    #[cfg(feature = "tokio")]
+    {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let mut conn = qga_host::AsyncConnection::connect(&endpoint, options).await.unwrap();
+            assert_eq!(conn.execute("guest-get-time", None).await.unwrap(), json!(7));
+        });
+    }
+}
