@@ -3,10 +3,14 @@
 
 use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
 use std::sync::Arc;
 
+use nix::fcntl::{openat, renameat, OFlag};
+use nix::sys::stat::{fchmod, mkdirat, Mode};
+use nix::unistd::{unlinkat, UnlinkatFlags};
 use qga_types::runtime::CommandError;
 use qga_types::GuestAuthorizedKeys;
 
@@ -36,6 +40,10 @@ pub fn system_user_lookup() -> UserLookup {
         Err(e) => Err(io::Error::from(e)),
     })
 }
+
+const SSH_DIR: &str = ".ssh";
+const KEYS_FILE: &str = "authorized_keys";
+const TMP_FILE: &str = ".authorized_keys.qga-tmp";
 
 pub struct SshKeys {
     lookup: UserLookup,
@@ -89,26 +97,14 @@ impl SshKeys {
                 )))
             }
         };
-        let dir = user.home.join(".ssh");
-        let path = dir.join("authorized_keys");
+        let dir = user.home.join(SSH_DIR);
+        let path = dir.join(KEYS_FILE);
         Ok(KeyFile { user, dir, path })
-    }
-
-    fn read(path: &Path) -> Result<Vec<String>, (io::Error, CommandError)> {
-        fs::read_to_string(path).map(|t| lines(&t)).map_err(|e| {
-            let desc = format!(
-                "failed to read '{}': Failed to open file “{}”: {}",
-                path.display(),
-                path.display(),
-                strerror(&e)
-            );
-            (e, CommandError::generic(desc))
-        })
     }
 
     pub fn get(&self, username: &str) -> Result<GuestAuthorizedKeys, CommandError> {
         let file = self.key_file(username)?;
-        let keys = Self::read(&file.path).map_err(|(_, e)| e)?;
+        let keys = read_keys(&file).map_err(|(_, e)| e)?;
         Ok(GuestAuthorizedKeys {
             keys: keys
                 .iter()
@@ -125,34 +121,68 @@ impl SshKeys {
         let mut lines = if reset {
             Vec::new()
         } else {
-            Self::read(&file.path).unwrap_or_default()
+            read_keys(&file).unwrap_or_default()
         };
-        if !file.dir.is_dir() {
-            make_ssh_dir(&file)?;
-        }
+        let dir = open_ssh_dir(&file)?;
         for key in keys {
             if !lines.contains(key) {
                 lines.push(key.clone());
             }
         }
-        write_keys(&file, &lines)
+        write_keys(&file, &dir, &lines)
     }
 
     pub fn remove(&self, username: &str, keys: &[String]) -> Result<(), CommandError> {
         check_keys(keys)?;
         let file = self.key_file(username)?;
-        let lines = match Self::read(&file.path) {
+        let lines = match read_keys(&file) {
             Ok(lines) => lines,
             // Nothing to remove from a file that does not exist.
             Err((e, _)) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err((_, err)) => return Err(err),
         };
         let kept: Vec<String> = lines.into_iter().filter(|l| !keys.contains(l)).collect();
-        write_keys(&file, &kept)
+        write_keys(&file, &open_ssh_dir(&file)?, &kept)
     }
 }
 
-fn make_ssh_dir(file: &KeyFile) -> Result<(), CommandError> {
+/// The user owns their home, so `.ssh` and everything in it may be a
+/// symlink planted to make the agent (root) read or replace another
+/// file: every step below home is opened without following symlinks.
+fn open_nofollow(dir: impl AsFd, name: &str, flags: OFlag, mode: Mode) -> io::Result<OwnedFd> {
+    Ok(openat(dir, name, flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, mode)?)
+}
+
+fn open_dir(dir: impl AsFd, name: &str) -> io::Result<OwnedFd> {
+    open_nofollow(dir, name, OFlag::O_DIRECTORY | OFlag::O_RDONLY, Mode::empty())
+}
+
+fn open_home(file: &KeyFile) -> io::Result<OwnedFd> {
+    Ok(nix::fcntl::open(
+        &file.user.home,
+        OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
+fn read_keys(file: &KeyFile) -> Result<Vec<String>, (io::Error, CommandError)> {
+    let read = || -> io::Result<String> {
+        let dir = open_dir(open_home(file)?, SSH_DIR)?;
+        let fd = open_nofollow(dir, KEYS_FILE, OFlag::O_RDONLY, Mode::empty())?;
+        io::read_to_string(fs::File::from(fd))
+    };
+    read().map(|t| lines(&t)).map_err(|e| {
+        let path = file.path.display();
+        let desc = format!(
+            "failed to read '{path}': Failed to open file “{path}”: {}",
+            strerror(&e)
+        );
+        (e, CommandError::generic(desc))
+    })
+}
+
+/// Opens `~/.ssh`, creating it owned by the user, mode 0700, when missing.
+fn open_ssh_dir(file: &KeyFile) -> Result<OwnedFd, CommandError> {
     let dir = &file.dir;
     let fail = |what: &str, e: io::Error| {
         CommandError::generic(format!(
@@ -161,64 +191,71 @@ fn make_ssh_dir(file: &KeyFile) -> Result<(), CommandError> {
             strerror(&e)
         ))
     };
-    fs::DirBuilder::new().mode(0o700).create(dir).map_err(|e| {
+    let create_failed = |e: io::Error| {
         CommandError::generic(format!(
             "failed to create directory '{}': {}",
             dir.display(),
             strerror(&e)
         ))
-    })?;
-    std::os::unix::fs::chown(dir, Some(file.user.uid), Some(file.user.gid)).map_err(|e| fail("set ownership", e))?;
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|e| fail("set permissions", e))
+    };
+    let home = open_home(file).map_err(create_failed)?;
+    match open_dir(&home, SSH_DIR) {
+        Ok(fd) => return Ok(fd),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(create_failed(e)),
+    }
+    mkdirat(&home, SSH_DIR, Mode::S_IRWXU).map_err(|e| create_failed(e.into()))?;
+    let fd = open_dir(&home, SSH_DIR).map_err(create_failed)?;
+    std::os::unix::fs::fchown(&fd, Some(file.user.uid), Some(file.user.gid)).map_err(|e| fail("set ownership", e))?;
+    fchmod(&fd, Mode::S_IRWXU).map_err(|e| fail("set permissions", e.into()))?;
+    Ok(fd)
 }
 
 /// Replaces the file in one rename so sshd never sees half of it.
-fn write_keys(file: &KeyFile, lines: &[String]) -> Result<(), CommandError> {
+fn write_keys(file: &KeyFile, dir: &OwnedFd, lines: &[String]) -> Result<(), CommandError> {
     let path = &file.path;
-    let tmp = file.dir.join(".authorized_keys.qga-tmp");
     let mut text = lines.join("\n");
     if !text.is_empty() {
         text.push('\n');
     }
-    let write = || -> io::Result<()> {
-        let mut out = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
+    // A leftover (or planted) temporary is removed, never written through.
+    let _ = unlinkat(dir, TMP_FILE, UnlinkatFlags::NoRemoveDir);
+    let create = || -> io::Result<fs::File> {
+        let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL;
+        let mut out = fs::File::from(open_nofollow(dir, TMP_FILE, flags, Mode::S_IRUSR | Mode::S_IWUSR)?);
         out.write_all(text.as_bytes())?;
-        out.sync_all()
+        out.sync_all()?;
+        Ok(out)
     };
-    use std::os::unix::fs::OpenOptionsExt;
-    if let Err(e) = write() {
-        let _ = fs::remove_file(&tmp);
-        return Err(CommandError::generic(format!(
-            "failed to write to '{}': {}",
-            path.display(),
-            strerror(&e)
-        )));
-    }
+    let out = create().map_err(|e| {
+        let _ = unlinkat(dir, TMP_FILE, UnlinkatFlags::NoRemoveDir);
+        CommandError::generic(format!("failed to write to '{}': {}", path.display(), strerror(&e)))
+    })?;
     let finish = || -> Result<(), CommandError> {
-        std::os::unix::fs::chown(&tmp, Some(file.user.uid), Some(file.user.gid)).map_err(|e| {
+        std::os::unix::fs::fchown(&out, Some(file.user.uid), Some(file.user.gid)).map_err(|e| {
             CommandError::generic(format!(
                 "failed to set ownership of file '{}': {}",
                 path.display(),
                 strerror(&e)
             ))
         })?;
-        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o600)).map_err(|e| {
+        out.set_permissions(fs::Permissions::from_mode(0o600)).map_err(|e| {
             CommandError::generic(format!(
                 "failed to set permissions of '{}': {}",
                 path.display(),
                 strerror(&e)
             ))
         })?;
-        fs::rename(&tmp, path)
-            .map_err(|e| CommandError::generic(format!("failed to write to '{}': {}", path.display(), strerror(&e))))
+        renameat(dir, TMP_FILE, dir, KEYS_FILE).map_err(|e| {
+            CommandError::generic(format!(
+                "failed to write to '{}': {}",
+                path.display(),
+                strerror(&e.into())
+            ))
+        })
     };
     finish().inspect_err(|_| {
-        let _ = fs::remove_file(&tmp);
+        let _ = unlinkat(dir, TMP_FILE, UnlinkatFlags::NoRemoveDir);
     })
 }
 
@@ -226,6 +263,7 @@ fn write_keys(file: &KeyFile, lines: &[String]) -> Result<(), CommandError> {
 mod tests {
     use super::*;
     use std::os::unix::fs::MetadataExt;
+    use std::path::Path;
 
     fn temp_users(home: &Path) -> SshKeys {
         let home = home.to_path_buf();
@@ -297,6 +335,42 @@ mod tests {
         assert!(ssh.remove("alice", &keys(&[""])).is_err());
         assert_eq!(ssh.get("bob").unwrap_err().desc, "failed to lookup user 'bob': Success");
         assert!(!home.path().join(".ssh").exists(), "nothing written on errors");
+    }
+
+    #[test]
+    fn linux_ssh_never_follows_symlinks_below_home() {
+        use std::os::unix::fs::symlink;
+        let home = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let victim = elsewhere.path().join("victim");
+        fs::write(&victim, "secret\n").unwrap();
+        let ssh = temp_users(home.path());
+        let key = keys(&["ssh-ed25519 AAAA k"]);
+
+        // ~/.ssh pointing elsewhere: refused, nothing written there.
+        symlink(elsewhere.path(), home.path().join(".ssh")).unwrap();
+        let err = ssh.add("alice", &key, false).unwrap_err().desc;
+        let dir = home.path().join(".ssh");
+        assert_eq!(
+            err,
+            format!("failed to create directory '{}': Not a directory", dir.display())
+        );
+        assert!(ssh.get("alice").is_err());
+        assert!(!elsewhere.path().join("authorized_keys").exists());
+        fs::remove_file(home.path().join(".ssh")).unwrap();
+
+        // authorized_keys and the temporary planted as symlinks: neither
+        // is read through nor written through; the link itself is replaced.
+        fs::create_dir(home.path().join(".ssh")).unwrap();
+        let path = home.path().join(".ssh/authorized_keys");
+        symlink(&victim, &path).unwrap();
+        symlink(&victim, home.path().join(".ssh/.authorized_keys.qga-tmp")).unwrap();
+        let err = ssh.get("alice").unwrap_err().desc;
+        assert!(err.contains("Too many levels of symbolic links"), "{err}");
+        ssh.add("alice", &key, false).unwrap();
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "secret\n");
+        assert!(!fs::symlink_metadata(&path).unwrap().file_type().is_symlink());
+        assert_eq!(fs::read_to_string(&path).unwrap(), "ssh-ed25519 AAAA k\n");
     }
 
     #[test]
