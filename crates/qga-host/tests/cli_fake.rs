@@ -169,3 +169,22 @@ fn completions_need_no_agent() {
         "qga: no agent given: use --socket PATH, --tcp HOST:PORT or --vsock CID:PORT"
     );
 }
+
+#[test]
+fn exec_maps_any_signal_number_from_the_guest_to_an_exit_status() {
+    let path = fake_agent(|call, s| {
+        if answer_sync(call, s) {
+            return;
+        }
+        match call.execute() {
+            "guest-exec" => answer(call, s, json!({"pid": 7})),
+            _ => answer(call, s, json!({"exited": true, "signal": i64::MAX})),
+        }
+    });
+    let out = qga(&path, &["exec", "--", "/bin/true"]);
+    assert_eq!(out.status.code(), Some(255), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!("qga: the program was killed by signal {}\n", i64::MAX)
+    );
+}

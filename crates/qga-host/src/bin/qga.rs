@@ -624,7 +624,8 @@ fn exec(s: &mut Session, args: ExecArgs) -> Result<ExitCode, Failure> {
     };
     let code = match (status.exitcode, status.signal) {
         (Some(c), _) => c.clamp(0, 255) as u8,
-        (None, Some(sig)) => (128 + sig).clamp(0, 255) as u8,
+        // The guest's number may be anything: no overflow.
+        (None, Some(sig)) => 128i64.saturating_add(sig).clamp(0, 255) as u8,
         (None, None) => 0,
     };
     if args.json.json {
