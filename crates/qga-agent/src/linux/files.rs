@@ -185,7 +185,10 @@ impl FileTable {
         let absolute = std::path::absolute(path).unwrap_or_else(|_| PathBuf::from(path));
         let mut table = self.lock();
         let id = table.next;
-        table.next += 1;
+        // Only a hand-edited state file gets this far.
+        table.next = id
+            .checked_add(1)
+            .ok_or_else(|| CommandError::generic("no more file handles"))?;
         table.handles.insert(
             id,
             Handle {
@@ -348,7 +351,7 @@ fn table_from_json(v: &Value) -> Table {
             continue;
         };
         let Some(mode) = parse_mode(mode_text) else { continue };
-        table.next = table.next.max(id + 1);
+        table.next = table.next.max(id.saturating_add(1));
         table.handles.insert(
             id,
             Handle {
@@ -524,6 +527,21 @@ mod tests {
         let path = dir.path().join("x");
         std::fs::write(&path, "x").unwrap();
         assert_eq!(t.open(path.to_str().unwrap(), None).unwrap(), FIRST_HANDLE);
+    }
+
+    #[test]
+    fn linux_file_state_at_the_handle_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x");
+        std::fs::write(&path, "x").unwrap();
+        let state = json!({"next": 0, "handles": [{"handle": i64::MAX, "path": path, "mode": "r", "position": 0}]});
+        std::fs::write(dir.path().join(STATE_FILE), state.to_string()).unwrap();
+        let t = FileTable::new(dir.path());
+        assert_eq!(read(&t, i64::MAX, None).unwrap().count, 1);
+        assert_eq!(
+            t.open(path.to_str().unwrap(), None).unwrap_err().desc,
+            "no more file handles"
+        );
     }
 
     #[test]
