@@ -10,6 +10,7 @@ use qga_agent::system::testing::{Call, FakeSystem, Op};
 use qga_agent::system::SuspendMode;
 use qga_agent::{Agent, AgentConfig, RpcPolicy, Session};
 use qga_types::runtime::CommandError;
+use qga_types::GuestSetTimeArgs;
 use serde_json::{json, Value};
 
 struct Harness {
@@ -589,6 +590,20 @@ fn machine_changing_commands_go_through_the_system() {
         ]
     );
     assert_eq!(calls.len(), 11, "{calls:?}");
+    assert_eq!(
+        calls[5..7],
+        [
+            Call::SetTime(GuestSetTimeArgs {
+                time: Some(1_700_000_000_000_000_000)
+            }),
+            Call::SetTime(GuestSetTimeArgs { time: None })
+        ]
+    );
+    let ops: Vec<Op> = calls[7..].iter().map(Call::op).collect();
+    assert_eq!(
+        ops,
+        [Op::SetVcpus, Op::SetUserPassword, Op::SetMemoryBlocks, Op::Fstrim]
+    );
     // A failure is the client's error reply, with its id.
     h.fake.fail(
         Op::Shutdown,
