@@ -122,15 +122,16 @@ impl Agent {
     /// Answers one parsed request. `None`: nothing to send (a command
     /// without a success response that succeeded).
     pub fn handle(self: &Arc<Self>, request: Value) -> Option<Value> {
-        let name = match request.get("execute") {
-            Some(Value::String(name)) => name.clone(),
+        let Some(name) = request.get("execute").and_then(Value::as_str) else {
             // The dispatcher answers malformed envelopes.
-            _ => return dispatch(&**self, request, &|c: &str| self.is_enabled(c)),
+            return dispatch(&**self, request, &|c: &str| self.is_enabled(c));
         };
         debug!(command = %name, "request");
-        if INLINE.contains(&name.as_str()) || !self.is_enabled(&name) {
+        if INLINE.contains(&name) || !self.is_enabled(name) {
             return dispatch(&**self, request, &|c: &str| self.is_enabled(c));
         }
+        // Owned only for commands that go to a worker.
+        let name = name.to_owned();
         let id = request.get("id").cloned();
         let (limit, always_run) = match name.as_str() {
             "guest-fsfreeze-freeze" | "guest-fsfreeze-freeze-list" => (self.freeze_timeout, false),
