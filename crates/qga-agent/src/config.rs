@@ -3,7 +3,7 @@
 //! configuration (`-D`).
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
@@ -352,10 +352,6 @@ impl Config {
         line("freeze-timeout", &self.freeze_timeout.as_secs_f64());
         line("write-timeout", &self.write_timeout.as_secs_f64());
         out
-    }
-
-    pub fn statedir(&self) -> &Path {
-        &self.statedir
     }
 }
 

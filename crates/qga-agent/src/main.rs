@@ -76,10 +76,11 @@ fn main() -> ExitCode {
         Ok(lock) => lock,
         Err(e) => return fail(e),
     };
+    let policy = RpcPolicy::new(&config.block_rpcs, &config.allow_rpcs);
     let agent = Agent::new(
         AgentConfig {
             statedir: config.statedir.clone(),
-            policy: RpcPolicy::new(&config.block_rpcs, &config.allow_rpcs),
+            policy: policy.clone(),
             command_timeout: config.command_timeout,
             freeze_timeout: config.freeze_timeout,
         },
@@ -94,7 +95,7 @@ fn main() -> ExitCode {
     for warning in &config.warnings {
         warn!("config: {warning}");
     }
-    for name in RpcPolicy::new(&config.block_rpcs, &config.allow_rpcs).unknown_names() {
+    for name in policy.unknown_names() {
         warn!("no command named {name} (in the block or allow list)");
     }
     info!("qga-agent {} starting", env!("CARGO_PKG_VERSION"));
