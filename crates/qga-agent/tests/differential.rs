@@ -171,16 +171,18 @@ fn collapse_parse_errors(items: Vec<Item>) -> Vec<Item> {
 }
 
 /// The words after "JSON parse error, " come from each agent's own
-/// parser (deliberate): compared only when `strict`.
+/// parser (deliberate); the class and every other member stay compared.
 fn without_parse_error_details(items: &[Item]) -> Vec<Item> {
     items
         .iter()
         .map(|item| {
-            if is_parse_error(item) {
-                Item::Json(json!({"error": {"class": "GenericError", "desc": format!("{PARSE_ERROR}...")}}))
-            } else {
-                item.clone()
+            let mut item = item.clone();
+            if is_parse_error(&item) {
+                if let Item::Json(reply) = &mut item {
+                    reply["error"]["desc"] = Value::from(format!("{PARSE_ERROR}..."));
+                }
             }
+            item
         })
         .collect()
 }
@@ -1087,6 +1089,24 @@ fn comparison_finds_differences() {
         Item::Json(json!({"return": {}})),
     ]);
     assert_eq!(collapsed.len(), 2);
+    // Runs of parse errors collapse; other errors in a row do not.
+    let runs = collapse_parse_errors(vec![
+        error("JSON parse error, a"),
+        error("JSON parse error, b"),
+        error("QMP input must be a JSON object"),
+        error("QMP input must be a JSON object"),
+    ]);
+    assert_eq!(runs.len(), 3);
+    // Parse errors differing in wording only compare equal; in class or id, not.
+    let parse_error = |class: &str, desc: &str| Item::Json(json!({"error": {"class": class, "desc": desc}}));
+    let wording = |items: Vec<Item>| without_parse_error_details(&items);
+    let expecting = parse_error("GenericError", "JSON parse error, expecting value");
+    let invalid = parse_error("GenericError", "JSON parse error, invalid keyword");
+    assert_eq!(wording(vec![expecting.clone()]), wording(vec![invalid]));
+    let other_class = parse_error("CommandNotFound", "JSON parse error, expecting value");
+    assert_ne!(wording(vec![expecting.clone()]), wording(vec![other_class]));
+    let with_id = Item::Json(json!({"error": {"class": "GenericError", "desc": "JSON parse error, x"}, "id": 1}));
+    assert_ne!(wording(vec![expecting]), wording(vec![with_id]));
 }
 
 /// guest-exec then guest-exec-status until the process has exited; the
