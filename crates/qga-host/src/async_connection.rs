@@ -5,7 +5,6 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
-use std::time::Duration;
 
 use qga_types::runtime::client::{call_async, send_async};
 use qga_types::runtime::serde_json::Value;
@@ -15,8 +14,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::Instant;
 
 use crate::connection::io_error;
-use crate::core::{Core, SyncProgress};
-use crate::stream::{Endpoint, VsockStream};
+use crate::core::{replies_on_success, Core, SyncProgress};
+use crate::stream::{check, Endpoint, VsockStream, CONNECT_TIMEOUT};
 use crate::support::Capabilities;
 use crate::{Error, Options, ResponseTimeout};
 
@@ -24,9 +23,6 @@ use crate::{Error, Options, ResponseTimeout};
 pub trait AsyncStream: AsyncRead + AsyncWrite + Unpin + Send {}
 
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> AsyncStream for T {}
-
-/// How long a TCP or vsock connect may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Endpoint {
     /// Opens an async stream to the endpoint.
@@ -77,14 +73,6 @@ fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
-}
-
-fn check(rc: isize) -> io::Result<usize> {
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(rc as usize)
-    }
 }
 
 impl AsyncRead for AsyncVsockStream {
@@ -372,10 +360,7 @@ impl AsyncConnection {
 
     /// Runs a command by wire name; see [`Connection::execute`](crate::Connection::execute).
     pub async fn execute(&mut self, name: &str, arguments: Option<Value>) -> Result<Value, Error> {
-        let no_reply = qga_types::COMMANDS
-            .iter()
-            .any(|c| c.name == name && !c.success_response);
-        if no_reply {
+        if !replies_on_success(name) {
             return match self.send_raw(name, arguments).await? {
                 Some(reply) => Error::check_reply(reply),
                 None => Ok(Value::Null),

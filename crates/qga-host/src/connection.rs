@@ -7,7 +7,7 @@ use qga_types::runtime::client::{call, send};
 use qga_types::runtime::serde_json::Value;
 use qga_types::runtime::{CommandInfo, NoReplyCommand, Reply, ReplyCommand, Transport};
 
-use crate::core::{Core, SyncProgress};
+use crate::core::{replies_on_success, Core, SyncProgress};
 use crate::stream::{Endpoint, Stream};
 use crate::{Error, Options, ResponseTimeout};
 
@@ -292,10 +292,7 @@ impl Connection {
     /// lists without a success response go through [`send_raw`](Self::send_raw)
     /// and return `null`.
     pub fn execute(&mut self, name: &str, arguments: Option<Value>) -> Result<Value, Error> {
-        let no_reply = qga_types::COMMANDS
-            .iter()
-            .any(|c| c.name == name && !c.success_response);
-        if no_reply {
+        if !replies_on_success(name) {
             return match self.send_raw(name, arguments)? {
                 Some(reply) => Error::check_reply(reply),
                 None => Ok(Value::Null),

@@ -99,6 +99,15 @@ impl Default for Options {
     }
 }
 
+/// Whether `name` answers on success, as far as our schema knows; commands
+/// it does not list are taken to answer.
+pub(crate) fn replies_on_success(name: &str) -> bool {
+    qga_types::COMMANDS
+        .iter()
+        .find(|c| c.name == name)
+        .is_none_or(|c| c.success_response)
+}
+
 /// A random 64-bit value: each `RandomState` is freshly keyed.
 fn random_u64() -> u64 {
     RandomState::new().build_hasher().finish()

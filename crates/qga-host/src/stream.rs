@@ -71,7 +71,7 @@ pub enum Endpoint {
 }
 
 /// How long a TCP connect may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Endpoint {
     /// Opens a blocking stream to the endpoint.
@@ -220,7 +220,8 @@ impl VsockStream {
     }
 }
 
-fn check(rc: isize) -> io::Result<usize> {
+/// A read(2)/write(2) result, or the OS error it stands for.
+pub(crate) fn check(rc: isize) -> io::Result<usize> {
     if rc < 0 {
         Err(io::Error::last_os_error())
     } else {

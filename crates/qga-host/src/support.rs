@@ -3,6 +3,7 @@
 use qga_types::runtime::serde_json::Value;
 use qga_types::runtime::Command;
 
+use crate::core::replies_on_success;
 use crate::Error;
 
 /// Whether an agent offers a command.
@@ -61,13 +62,10 @@ impl Capabilities {
                             .ok_or_else(|| bad("a command without a 'name'"))?
                             .to_string();
                         let enabled = entry.get("enabled").and_then(Value::as_bool).unwrap_or(true);
-                        let success_response = match entry.get("success-response").and_then(Value::as_bool) {
-                            Some(b) => b,
-                            None => qga_types::COMMANDS
-                                .iter()
-                                .find(|c| c.name == name)
-                                .is_none_or(|c| c.success_response),
-                        };
+                        let success_response = entry
+                            .get("success-response")
+                            .and_then(Value::as_bool)
+                            .unwrap_or_else(|| replies_on_success(&name));
                         Ok(AgentCommand {
                             name,
                             enabled,
