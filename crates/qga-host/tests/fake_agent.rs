@@ -34,12 +34,13 @@ fn stale_output_and_garbage_before_the_sync_reply_are_dropped() {
                 s.write_all(&[b]).unwrap();
             }
         } else {
-            answer(call, s, json!({}));
+            answer(call, s, json!(222));
         }
     });
     let conn = Connection::connect(&Endpoint::Unix(path), Options::default()).unwrap();
     let mut client = Client::new(conn);
-    client.guest_ping().unwrap();
+    // Not the stale 1 with id 5: the reply to this call.
+    assert_eq!(client.guest_get_time().unwrap(), 222);
 }
 
 #[test]
@@ -51,15 +52,15 @@ fn a_hung_command_times_out_and_the_next_call_resyncs() {
             return;
         }
         if seen.fetch_add(1, Ordering::SeqCst) == 0 {
-            // Hang on the first ping, and answer it late, after the timeout.
+            // Hang on the first call, and answer it late, after the timeout.
             let id = call.id();
             let mut late = s.try_clone().unwrap();
             thread::spawn(move || {
                 thread::sleep(Duration::from_millis(1500));
-                let _ = late.write_all(format!("{{\"return\": {{}}, \"id\": {id}}}\n").as_bytes());
+                let _ = late.write_all(format!("{{\"return\": 111, \"id\": {id}}}\n").as_bytes());
             });
         } else {
-            answer(call, s, json!({}));
+            answer(call, s, json!(222));
         }
     });
     let options = Options {
@@ -67,14 +68,14 @@ fn a_hung_command_times_out_and_the_next_call_resyncs() {
         ..Options::default()
     };
     let mut client = Client::new(Connection::connect(&Endpoint::Unix(path), options).unwrap());
-    match client.guest_ping() {
+    match client.guest_get_time() {
         Err(CallError::Transport(Error::Timeout)) => {}
         other => panic!("expected a timeout, got {other:?}"),
     }
-    // The late reply to the first ping arrives during the resync and is
-    // dropped; the second ping gets its own reply.
+    // The late reply to the first call arrives before the resync and is
+    // dropped; the second call gets its own reply.
     thread::sleep(Duration::from_millis(700));
-    client.guest_ping().unwrap();
+    assert_eq!(client.guest_get_time().unwrap(), 222);
     assert_eq!(pings.load(Ordering::SeqCst), 2);
 }
 
