@@ -3,11 +3,11 @@
 //! exit collected (reaped) by a waiter thread.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 
 use base64::engine::general_purpose::STANDARD;
@@ -105,7 +105,7 @@ fn collect(mut pipe: impl Read, state: Shared, pick: fn(&mut ProcessState) -> &m
         let n = match pipe.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(_) => break,
         };
         let mut guard = lock(&state);
@@ -120,12 +120,16 @@ fn collect(mut pipe: impl Read, state: Shared, pick: fn(&mut ProcessState) -> &m
     }
 }
 
+fn start(work: impl FnOnce() + Send + 'static) -> io::Result<()> {
+    thread::Builder::new().name("qga-exec".into()).spawn(work).map(drop)
+}
+
 fn feed(mut stdin: ChildStdin, data: Vec<u8>) {
     // A child that exits without reading its input is not an error.
     let _ = stdin.write_all(&data);
 }
 
-fn spawn_error(path: &str, e: &std::io::Error) -> CommandError {
+fn spawn_error(path: &str, e: &io::Error) -> CommandError {
     command_failed(format_args!(
         "Failed to execute child process “{path}” ({})",
         strerror(e)
@@ -143,7 +147,7 @@ impl ProcessTable {
         let mut merged_reader: Option<std::fs::File> = None;
         if capture.merged {
             let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-                .map_err(|e| spawn_error(&args.path, &std::io::Error::from(e)))?;
+                .map_err(|e| spawn_error(&args.path, &io::Error::from(e)))?;
             let second: OwnedFd = write_end.try_clone().map_err(|e| spawn_error(&args.path, &e))?;
             cmd.stdout(Stdio::from(write_end)).stderr(Stdio::from(second));
             merged_reader = Some(std::fs::File::from(read_end));
@@ -161,31 +165,52 @@ impl ProcessTable {
             out: (capture.stdout || capture.merged).then(Captured::default),
             err: capture.stderr.then(Captured::default),
         }));
-        if let (Some(stdin), Some(data)) = (child.stdin.take(), input) {
-            thread::spawn(move || feed(stdin, data));
-        }
         let stdout_pick: fn(&mut ProcessState) -> &mut Option<Captured> = |s| &mut s.out;
         let stderr_pick: fn(&mut ProcessState) -> &mut Option<Captured> = |s| &mut s.err;
-        if let Some(reader) = merged_reader {
+        // Helper threads are started with an error instead of a panic
+        // when none can be had; the child is then killed and reaped here.
+        let helpers = (|| -> io::Result<()> {
+            if let (Some(stdin), Some(data)) = (child.stdin.take(), input) {
+                start(move || feed(stdin, data))?;
+            }
+            if let Some(reader) = merged_reader {
+                let state = state.clone();
+                start(move || collect(reader, state, stdout_pick))?;
+            }
+            if let Some(out) = child.stdout.take() {
+                let state = state.clone();
+                start(move || collect(out, state, stdout_pick))?;
+            }
+            if let Some(err) = child.stderr.take() {
+                let state = state.clone();
+                start(move || collect(err, state, stderr_pick))?;
+            }
+            Ok(())
+        })();
+        // The waiter receives the child once it runs, so one that could
+        // not start leaves the child here.
+        let (hand_over, handed) = mpsc::sync_channel::<Child>(1);
+        let started = helpers.and_then(|()| {
             let state = state.clone();
-            thread::spawn(move || collect(reader, state, stdout_pick));
-        }
-        if let Some(out) = child.stdout.take() {
-            let state = state.clone();
-            thread::spawn(move || collect(out, state, stdout_pick));
-        }
-        if let Some(err) = child.stderr.take() {
-            let state = state.clone();
-            thread::spawn(move || collect(err, state, stderr_pick));
-        }
-        {
-            let state = state.clone();
-            thread::spawn(move || {
+            start(move || {
+                let Ok(mut child) = handed.recv() else { return };
                 let status = child.wait();
                 // wait only fails for a child we do not own; record a
                 // failure as a plain exit so the entry can be collected.
                 lock(&state).status = Some(status.unwrap_or_else(|_| ExitStatus::from_raw(0xff00)));
-            });
+            })
+        });
+        let unreaped = match started {
+            Ok(()) => hand_over
+                .send(child)
+                .err()
+                .map(|mpsc::SendError(child)| (child, io::Error::other("the exec waiter ended early"))),
+            Err(e) => Some((child, e)),
+        };
+        if let Some((mut child, e)) = unreaped {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(spawn_error(&args.path, &e));
         }
         self.processes
             .lock()
@@ -287,6 +312,15 @@ mod tests {
             .pid;
         let status = finish(&table, pid);
         assert_eq!((status.exitcode, status.signal), (Some(3), None));
+        let reaped = nix::sys::wait::waitpid(
+            nix::unistd::Pid::from_raw(pid as i32),
+            Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+        );
+        assert_eq!(
+            reaped,
+            Err(nix::errno::Errno::ECHILD),
+            "an exited child is reaped, no zombie"
+        );
         assert_eq!(decoded(&status.out_data), b"out\n");
         assert_eq!(decoded(&status.err_data), b"err\n");
         assert_eq!((status.out_truncated, status.err_truncated), (Some(false), Some(false)));
