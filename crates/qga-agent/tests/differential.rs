@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use agent_harness::{
     is_sentinel_reply, qemu_ga_available, render_items, sentinel_request, show_bytes, AgentProcess, Conn, Item, Which,
+    REPLY_TIMEOUT,
 };
 use serde_json::{json, Value};
 
@@ -906,6 +907,12 @@ fn file_steps(pair: &Pair, path: &Path, steps: &[String], case: &str, report: &m
         replies.push(normalise(&items));
         contents.push(std::fs::read(path).ok());
     }
+    // Were qemu-ga's first open to fail, both sides could agree on errors alone.
+    assert!(
+        matches!(&replies[0][0], Item::Json(v) if v.get("return").is_some()),
+        "{case}: qemu-ga did not open the file, so the case compares nothing: {}",
+        replies[0][0]
+    );
     report.push(case, diff(case, steps.join("\n").as_bytes(), &replies[0], &replies[1]));
     let contents_case = format!("{case}: file contents");
     let contents_diff = (contents[0] != contents[1]).then(|| {
@@ -1138,11 +1145,16 @@ fn exec_round_trip() {
             let mut conn = agent.connect();
             let started = conn.call(&format!(r#"{{"execute":"guest-exec","arguments":{arguments}}}"#));
             let Some(pid) = started["return"]["pid"].as_i64() else {
+                // Were qemu-ga not to run it, both sides could agree on errors alone.
+                assert!(
+                    agent.which == Which::Ours,
+                    "{case}: qemu-ga did not run the program: {started}"
+                );
                 replies.push(vec![Item::Json(started)]);
                 continue;
             };
             let status_request = format!(r#"{{"execute":"guest-exec-status","arguments":{{"pid":{pid}}}}}"#);
-            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            let deadline = std::time::Instant::now() + REPLY_TIMEOUT;
             let status = loop {
                 let status = conn.call(&status_request);
                 if status["return"]["exited"] != json!(false) || std::time::Instant::now() > deadline {
