@@ -243,20 +243,26 @@ impl FileTable {
         let file = h.file()?;
         let mut buf = Vec::new();
         let mut limited = file.take(count as u64);
-        let read = loop {
+        let mut would_block = false;
+        loop {
             match limited.read_to_end(&mut buf) {
-                Ok(n) => break Ok(n),
+                Ok(_) => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => break Err(e),
+                // An empty pipe after some bytes: those bytes are already
+                // consumed, so they are returned rather than lost.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && !buf.is_empty() => {
+                    would_block = true;
+                    break;
+                }
+                Err(e) => return Err(CommandError::generic(format!("failed to read file: {}", strerror(&e)))),
             }
-        };
-        read.map_err(|e| CommandError::generic(format!("failed to read file: {}", strerror(&e))))?;
+        }
         // End of file means the read came up short, as qemu-ga reports
         // it: a zero-byte read never says eof.
         let reply = GuestFileRead {
             count: buf.len() as i64,
             buf_b64: base64::engine::general_purpose::STANDARD.encode(&buf),
-            eof: (buf.len() as i64) < count,
+            eof: !would_block && (buf.len() as i64) < count,
         };
         self.after_io(&mut table, args.handle);
         Ok(reply)
@@ -527,6 +533,26 @@ mod tests {
         let path = dir.path().join("x");
         std::fs::write(&path, "x").unwrap();
         assert_eq!(t.open(path.to_str().unwrap(), None).unwrap(), FIRST_HANDLE);
+    }
+
+    #[test]
+    fn linux_file_read_of_a_pipe_keeps_what_it_got() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        // Read-write, so neither this open nor the agent's blocks.
+        let mut writer = OpenOptions::new().read(true).write(true).open(&fifo).unwrap();
+        let t = FileTable::new(dir.path());
+        let h = t.open(fifo.to_str().unwrap(), None).unwrap();
+        writer.write_all(b"abc").unwrap();
+        let r = read(&t, h, Some(10)).unwrap();
+        assert_eq!((r.count, r.eof), (3, false));
+        assert_eq!(STANDARD.decode(r.buf_b64).unwrap(), b"abc");
+        // Nothing there at all: qemu-ga's error, never a hang.
+        assert_eq!(
+            read(&t, h, Some(10)).unwrap_err().desc,
+            "failed to read file: Resource temporarily unavailable"
+        );
     }
 
     #[test]
