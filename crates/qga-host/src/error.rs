@@ -106,14 +106,7 @@ impl Error {
     pub fn check_reply(reply: Reply) -> Result<Value, Error> {
         match reply.result {
             Ok(value) => Ok(value),
-            Err(body) => {
-                let raw = Reply {
-                    result: Err(body.clone()),
-                    id: reply.id,
-                }
-                .to_value();
-                Err(Error::from_agent(body, raw))
-            }
+            Err(ref body) => Err(Error::from_agent(body.clone(), reply.to_value())),
         }
     }
 
@@ -167,5 +160,16 @@ mod tests {
         assert!(matches!(e, Error::Agent(_)), "{e:?}");
         assert_eq!(e.to_string(), "agent error GenericError: Parameter 'id' is missing");
         assert_eq!(e.agent_error().unwrap().reply["error"]["class"], "GenericError");
+    }
+
+    #[test]
+    fn a_checked_error_reply_keeps_its_id_and_a_return_value_passes() {
+        let reply = json!({"error": {"class": "GenericError", "desc": "no"}, "id": 9});
+        match Error::check_reply(Reply::from_value(reply.clone()).unwrap()) {
+            Err(Error::Agent(e)) => assert_eq!(e.reply, reply),
+            other => panic!("{other:?}"),
+        }
+        let reply = Reply::from_value(json!({"return": [1], "id": 9})).unwrap();
+        assert_eq!(Error::check_reply(reply).unwrap(), json!([1]));
     }
 }
