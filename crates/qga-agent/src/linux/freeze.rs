@@ -3,7 +3,7 @@
 //! live here over [`FsOps`]; the ioctls are a thin layer underneath so
 //! tests run the logic on a fake and never freeze the test machine.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
@@ -191,10 +191,10 @@ pub fn trim_all(ops: &dyn FsOps, dirs: &[String], minimum: Option<i64>) -> Guest
 
 /// A mount may appear twice (bind mounts); act once per directory.
 pub fn unique_dirs(mounts: &[Mount]) -> Vec<String> {
-    let mut seen = HashMap::new();
+    let mut seen = HashSet::new();
     mounts
         .iter()
-        .filter(|m| seen.insert(m.dir.clone(), ()).is_none())
+        .filter(|m| seen.insert(m.dir.as_str()))
         .map(|m| m.dir.clone())
         .collect()
 }
@@ -202,6 +202,7 @@ pub fn unique_dirs(mounts: &[Mount]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
     use std::sync::Mutex;
 
     /// Records calls; freeze counts nest like the kernel's.
