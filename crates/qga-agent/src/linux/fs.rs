@@ -310,7 +310,8 @@ fn fs_usage(dir: &str) -> Option<(u64, u64)> {
     let st = nix::sys::statvfs::statvfs(dir).ok()?;
     let frsize = st.fragment_size();
     let used = st.blocks().saturating_sub(st.blocks_free());
-    let nonroot_total = used + st.blocks_available();
+    // Saturating: a filesystem's statfs numbers are the driver's word.
+    let nonroot_total = used.saturating_add(st.blocks_available());
     Some((used.saturating_mul(frsize), nonroot_total.saturating_mul(frsize)))
 }
 
