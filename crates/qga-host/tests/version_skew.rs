@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::sync::{Arc, Mutex};
+
 use common::{answer, answer_sync, fake_agent, not_found, reply};
 use qga_host::{Connection, Endpoint, Error, Options, Support};
 use qga_types::client::Client;
@@ -161,16 +163,21 @@ fn a_future_agent_with_unknown_members_and_values_decodes() {
 /// replies), a `guest-info` without a command list.
 #[test]
 fn an_agent_without_the_delimited_sync_is_synced_with_guest_sync() {
-    let path = fake_agent(|call, s| match call.execute() {
-        "guest-sync" => {
-            // Stale output from an earlier client first.
-            reply(s, json!({"return": 1, "id": "old"}));
-            answer(call, s, call.request["arguments"]["id"].clone());
+    let executed = Arc::new(Mutex::new(Vec::<String>::new()));
+    let log = executed.clone();
+    let path = fake_agent(move |call, s| {
+        log.lock().unwrap().push(call.execute().to_string());
+        match call.execute() {
+            "guest-sync" => {
+                // Stale output from an earlier client first.
+                reply(s, json!({"return": 1, "id": "old"}));
+                answer(call, s, call.request["arguments"]["id"].clone());
+            }
+            "guest-info" => answer(call, s, json!({"version": "0.15.0"})),
+            "guest-ping" => answer(call, s, json!({})),
+            "guest-get-time" => {} // hangs
+            _ => not_found(call, s),
         }
-        "guest-info" => answer(call, s, json!({"version": "0.15.0"})),
-        "guest-ping" => answer(call, s, json!({})),
-        "guest-get-time" => {} // hangs
-        _ => not_found(call, s),
     });
     let options = Options {
         timeout: qga_host::ResponseTimeout::Seconds(1),
@@ -187,4 +194,16 @@ fn an_agent_without_the_delimited_sync_is_synced_with_guest_sync() {
     }
     // The resync after the timeout uses guest-sync again.
     agent.guest_ping().unwrap();
+    assert_eq!(
+        *executed.lock().unwrap(),
+        [
+            "guest-sync-delimited",
+            "guest-sync",
+            "guest-ping",
+            "guest-info",
+            "guest-get-time",
+            "guest-sync",
+            "guest-ping"
+        ]
+    );
 }
