@@ -253,6 +253,47 @@ fn bad_options_are_named() {
 }
 
 #[test]
+fn the_pid_file_holds_our_pid_and_keeps_a_second_agent_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("agent.pid");
+    let pidfile_arg = pidfile.to_str().unwrap();
+    let agent = Running::start(&["-f", pidfile_arg]);
+    // Written before the socket is bound.
+    let written = std::fs::read_to_string(&pidfile).unwrap();
+    assert_eq!(written, format!("{}\n", agent.child.id()));
+    let other_sock = dir.path().join("other.sock");
+    let mut second = Command::new(AGENT)
+        .args(["-m", "unix-listen", "-p"])
+        .arg(&other_sock)
+        .arg("-t")
+        .arg(dir.path())
+        .args(["-f", pidfile_arg])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Had it taken the lock it would serve forever: bound the wait.
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = second.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            let _ = second.kill();
+            let _ = second.wait();
+            panic!("a second agent started on a locked pid file");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(!status.success());
+    let mut stderr = String::new();
+    second.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert!(stderr.contains("is locked by another agent"), "{stderr}");
+    assert!(!other_sock.exists());
+    // The running agent's pid is still there.
+    assert_eq!(std::fs::read_to_string(&pidfile).unwrap(), written);
+}
+
+#[test]
 fn block_rpcs_help_lists_the_commands() {
     let out = run(&["-b", "help"], None);
     assert!(out.status.success());
