@@ -18,7 +18,7 @@ mod ssh;
 mod stats;
 mod util;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use qga_types::runtime::CommandError;
 use qga_types::server::Server;
@@ -39,7 +39,6 @@ pub use ssh::{system_user_lookup, UserEntry, UserLookup};
 
 /// The read-only and stateful commands, served from the live system.
 pub struct Linux {
-    statedir: PathBuf,
     sys: hw::SysDevices,
     files: files::FileTable,
     processes: exec::ProcessTable,
@@ -51,7 +50,6 @@ impl Linux {
     /// file handles).
     pub fn new(statedir: &Path) -> Linux {
         Linux {
-            statedir: statedir.to_path_buf(),
             sys: hw::SysDevices::default(),
             files: files::FileTable::new(statedir),
             processes: exec::ProcessTable::default(),
@@ -64,10 +62,6 @@ impl Linux {
     pub fn with_user_lookup(mut self, lookup: UserLookup) -> Linux {
         self.ssh = ssh::SshKeys::new(lookup);
         self
-    }
-
-    pub fn statedir(&self) -> &Path {
-        &self.statedir
     }
 }
 
