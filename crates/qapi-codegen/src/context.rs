@@ -47,6 +47,26 @@ const PRELUDE_TYPES: [(&str, &str); 4] = [
     ("Box", "::std::boxed::Box"),
 ];
 
+/// The runtime's static descriptor (`qapi_runtime::desc`) of each
+/// builtin type.
+const BUILTIN_DESCS: [(&str, &str); 15] = [
+    ("str", "STR"),
+    ("number", "NUMBER"),
+    ("int", "INT64"),
+    ("int64", "INT64"),
+    ("int8", "INT8"),
+    ("int16", "INT16"),
+    ("int32", "INT32"),
+    ("uint8", "UINT8"),
+    ("uint16", "UINT16"),
+    ("uint32", "UINT32"),
+    ("uint64", "UINT64"),
+    ("size", "SIZE"),
+    ("bool", "BOOL"),
+    ("null", "NULL"),
+    ("any", "ANY"),
+];
+
 /// Object types the generator writes as Rust structs or unions: named
 /// ones, and command arguments.
 fn is_generated_object(e: &Entity) -> bool {
@@ -56,25 +76,11 @@ fn is_generated_object(e: &Entity) -> bool {
 impl<'s> Context<'s> {
     pub fn new(schema: &'s Schema) -> Context<'s> {
         let mut type_scope = Scope::default();
-        // The runtime's descriptor names, which the `desc` module imports.
-        let mut static_scope = Scope::with_reserved(&[
-            "COMMANDS",
-            "STR",
-            "NUMBER",
-            "INT64",
-            "INT8",
-            "INT16",
-            "INT32",
-            "UINT8",
-            "UINT16",
-            "UINT32",
-            "UINT64",
-            "SIZE",
-            "BOOL",
-            "NULL",
-            "ANY",
-            "NO_MEMBERS",
-        ]);
+        // `COMMANDS`, and the runtime's descriptors, which the `desc`
+        // module imports: a generated static of the same name would hide one.
+        let mut reserved_statics = vec!["COMMANDS", "NO_MEMBERS"];
+        reserved_statics.extend(BUILTIN_DESCS.iter().map(|&(_, desc)| desc));
+        let mut static_scope = Scope::with_reserved(&reserved_statics);
         let mut method_scope = Scope::with_reserved(&["new", "transport", "transport_mut", "into_inner"]);
         let mut marker_scope = Scope::default();
         let mut ctx = Context {
@@ -227,22 +233,11 @@ impl<'s> Context<'s> {
     pub fn desc_ref(&self, id: EntityId, prefix: &TokenStream) -> TokenStream {
         let e = self.entity(id);
         if let EntityKind::Builtin { .. } = e.kind {
-            let name = ident(match e.name.as_str() {
-                "str" => "STR",
-                "number" => "NUMBER",
-                "int" | "int64" => "INT64",
-                "int8" => "INT8",
-                "int16" => "INT16",
-                "int32" => "INT32",
-                "uint8" => "UINT8",
-                "uint16" => "UINT16",
-                "uint32" => "UINT32",
-                "uint64" => "UINT64",
-                "size" => "SIZE",
-                "bool" => "BOOL",
-                "null" => "NULL",
-                _ => "ANY",
-            });
+            let desc = BUILTIN_DESCS
+                .iter()
+                .find(|&&(builtin, _)| builtin == e.name)
+                .map_or("ANY", |&(_, desc)| desc);
+            let name = ident(desc);
             return quote!(#name);
         }
         let name = &self.desc_names[&id];
