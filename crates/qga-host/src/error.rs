@@ -10,7 +10,8 @@ use qga_types::runtime::{CallError, ErrorBody, ErrorClass, Reply};
 pub struct AgentError {
     pub class: ErrorClass,
     pub desc: String,
-    /// The reply as it came (`{"error": ..., "id": ...}`).
+    /// The reply as `{"error": {"class", "desc"}, "id"}`; members
+    /// beyond those (old agents' `data`) are not kept.
     pub reply: Value,
 }
 

@@ -25,7 +25,7 @@
 //! Errors: the generated stubs return `CallError<Error>`, and `?` (or
 //! `Error::from`) flattens it into [`Error`], which sorts agent errors
 //! into command-not-found, command-disabled and the rest, each keeping
-//! class, desc and raw reply:
+//! class, desc and reply:
 //!
 //! ```no_run
 //! # use qga_host::{Connection, Error};
