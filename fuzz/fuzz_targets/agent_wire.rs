@@ -79,7 +79,8 @@ fn check_replies(out: &[u8]) {
 
 fuzz_target!(|data: &[u8]| {
     // Each input starts from a fresh agent and an empty state directory
-    // (no freeze marker, no file handles).
+    // (no freeze marker, no file handles), removed again at the end so
+    // that none is left in the temp dir when the fuzzer exits.
     let _ = std::fs::remove_dir_all(statedir());
     std::fs::create_dir_all(statedir()).unwrap();
     let mut config = AgentConfig::new(statedir());
@@ -113,4 +114,6 @@ fuzz_target!(|data: &[u8]| {
         "no sync reply after the input: {:?}",
         String::from_utf8_lossy(&out)
     );
+    drop(session);
+    let _ = std::fs::remove_dir_all(statedir());
 });
