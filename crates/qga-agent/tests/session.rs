@@ -655,7 +655,7 @@ fn a_freeze_that_completes_after_its_timeout_is_undone() {
         reply["error"]["desc"],
         "Command guest-fsfreeze-freeze timed out after 0.2 seconds"
     );
-    // Thaw and status still work while the freeze hangs.
+    // Status still answers while the freeze hangs.
     assert_eq!(h.execute("guest-fsfreeze-status"), json!({"return": "frozen"}));
     h.fake.release();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -665,6 +665,32 @@ fn a_freeze_that_completes_after_its_timeout_is_undone() {
     }
     // The client was told it failed, so the agent thawed it.
     assert_eq!(h.fake.calls(), vec![Call::Freeze(None), Call::Thaw]);
+    assert_eq!(h.fake.frozen(), 0);
+    assert_eq!(h.execute("guest-fsfreeze-status"), json!({"return": "thawed"}));
+}
+
+#[test]
+fn thaw_works_while_a_timed_out_freeze_still_hangs() {
+    let mut h = Harness::with(|c| c.freeze_timeout = Duration::from_millis(200));
+    h.fake.hang(Op::Freeze);
+    let reply = h.execute("guest-fsfreeze-freeze");
+    assert_eq!(
+        reply["error"]["desc"],
+        "Command guest-fsfreeze-freeze timed out after 0.2 seconds"
+    );
+    assert_eq!(h.fake.hanging(), 1);
+    // The hung freeze holds no lock the thaw needs.
+    assert_eq!(h.execute("guest-fsfreeze-thaw"), json!({"return": 0}));
+    assert_eq!(h.execute("guest-fsfreeze-status"), json!({"return": "thawed"}));
+    assert!(h.agent().is_enabled("guest-get-time"));
+    h.fake.release();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while h.agent().abandoned_handlers() != 0 {
+        assert!(Instant::now() < deadline, "the released freeze never finished");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The late freeze was undone too.
+    assert_eq!(h.fake.calls(), vec![Call::Freeze(None), Call::Thaw, Call::Thaw]);
     assert_eq!(h.fake.frozen(), 0);
     assert_eq!(h.execute("guest-fsfreeze-status"), json!({"return": "thawed"}));
 }
