@@ -105,25 +105,6 @@ pub static UINT16: TypeDesc = TypeDesc::Int(IntKind::Uint16);
 pub static UINT32: TypeDesc = TypeDesc::Int(IntKind::Uint32);
 pub static UINT64: TypeDesc = TypeDesc::Int(IntKind::Uint64);
 pub static SIZE: TypeDesc = TypeDesc::Int(IntKind::Size);
-impl MemberDesc {
-    /// A member that must be present.
-    pub const fn required(name: &'static str, ty: &'static TypeDesc) -> MemberDesc {
-        MemberDesc {
-            name,
-            optional: false,
-            ty,
-        }
-    }
-
-    /// A member that may be left out.
-    pub const fn optional(name: &'static str, ty: &'static TypeDesc) -> MemberDesc {
-        MemberDesc {
-            name,
-            optional: true,
-            ty,
-        }
-    }
-}
 
 impl ObjectDesc {
     /// A struct (or command arguments) with these members.
@@ -143,14 +124,22 @@ impl ObjectDesc {
     }
 }
 
-/// [`MemberDesc::required`], short for generated tables.
+/// A member that must be present.
 pub const fn required(name: &'static str, ty: &'static TypeDesc) -> MemberDesc {
-    MemberDesc::required(name, ty)
+    MemberDesc {
+        name,
+        optional: false,
+        ty,
+    }
 }
 
-/// [`MemberDesc::optional`], short for generated tables.
+/// A member that may be left out.
 pub const fn optional(name: &'static str, ty: &'static TypeDesc) -> MemberDesc {
-    MemberDesc::optional(name, ty)
+    MemberDesc {
+        name,
+        optional: true,
+        ty,
+    }
 }
 
 /// The arguments of a command without arguments.
