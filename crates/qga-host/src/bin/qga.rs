@@ -115,7 +115,7 @@ enum Cmd {
         /// The file in the guest.
         guest_path: String,
         /// Write here instead of stdout.
-        #[arg(long, short = 'o', value_name = "FILE")]
+        #[arg(long, short = 'o', value_name = "FILE", conflicts_with = "json")]
         output: Option<PathBuf>,
         #[command(flatten)]
         json: Json,
@@ -387,6 +387,7 @@ fn call(s: &mut Session, command: &str, arguments: Option<&str>) -> Result<(), F
 }
 
 /// Prints rows under a header, columns padded to their widest cell.
+/// Cells from the guest must already have gone through [`clean`].
 fn print_table(header: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in rows {
@@ -410,7 +411,6 @@ fn print_table(header: &[&str], rows: &[Vec<String>]) {
     for row in rows {
         line(row.iter().map(String::as_str).collect());
     }
-    // Cells come from the guest: callers clean them with `clean`.
 }
 
 fn yes_no(b: bool) -> String {
@@ -696,8 +696,9 @@ fn with_guest_file<T>(
 }
 
 fn cat(s: &mut Session, guest_path: &str, output: Option<PathBuf>, json: Json) -> Result<(), Failure> {
-    let mut out: Box<dyn Write> = match (&output, json.json) {
-        (Some(path), false) => Box::new(
+    // clap keeps --output and --json apart.
+    let mut out: Box<dyn Write> = match &output {
+        Some(path) => Box::new(
             File::create(path).map_err(|e| Failure::new(USAGE, format!("cannot create {}: {e}", path.display())))?,
         ),
         _ => Box::new(io::stdout().lock()),
@@ -826,6 +827,13 @@ mod tests {
     #[test]
     fn the_cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn cat_does_not_ignore_output_when_printing_json() {
+        let both = Cli::try_parse_from(["qga", "cat", "/etc/hostname", "--json", "-o", "out"]);
+        assert_eq!(both.unwrap_err().kind(), clap::error::ErrorKind::ArgumentConflict);
+        assert!(Cli::try_parse_from(["qga", "cat", "/etc/hostname", "-o", "out"]).is_ok());
     }
 
     #[test]
