@@ -13,7 +13,7 @@
 pub mod agent;
 pub mod config;
 mod executor;
-pub mod freeze;
+mod freeze;
 mod json;
 pub mod linux;
 pub mod logging;

@@ -30,7 +30,7 @@ const KEEP_OUTPUT_CAPACITY: usize = 1024 * 1024;
 
 /// How a conversation ended.
 #[derive(Debug)]
-pub enum Ended {
+enum Ended {
     /// The peer closed its end (or the host disconnected from the port).
     Closed,
     /// The peer did not read a reply within the write timeout.
@@ -73,7 +73,7 @@ fn wait_for(fd: &impl AsFd, events: PollFlags, timeout: Option<Duration>) -> io:
 }
 
 /// Writes all of `data` to a non-blocking `io`, giving up after `timeout`.
-pub fn write_all<F: Write + AsFd>(io: &mut F, mut data: &[u8], timeout: Duration) -> Result<(), Ended> {
+fn write_all<F: Write + AsFd>(io: &mut F, mut data: &[u8], timeout: Duration) -> Result<(), Ended> {
     let deadline = Instant::now() + timeout;
     while !data.is_empty() {
         match io.write(data) {
@@ -99,7 +99,7 @@ pub fn write_all<F: Write + AsFd>(io: &mut F, mut data: &[u8], timeout: Duration
 
 /// Reads requests from a non-blocking `io` and writes the replies until
 /// the peer goes away or fails to read.
-pub fn converse<F: Read + Write + AsFd>(io: &mut F, session: &mut Session, write_timeout: Duration) -> Ended {
+fn converse<F: Read + Write + AsFd>(io: &mut F, session: &mut Session, write_timeout: Duration) -> Ended {
     let mut buf = vec![0u8; READ_CHUNK];
     let mut out = Vec::new();
     loop {
@@ -173,7 +173,7 @@ fn accept_failed(e: io::Error) {
 }
 
 /// Parses vsock-listen's `<cid>:<port>`; a cid of -1 means any.
-pub fn parse_vsock_address(text: &str) -> Result<(u32, u32), String> {
+fn parse_vsock_address(text: &str) -> Result<(u32, u32), String> {
     let bad = || format!("vsock address must be <cid>:<port>, not '{text}'");
     let (cid, port) = text.split_once(':').ok_or_else(bad)?;
     let cid = if cid == "-1" {

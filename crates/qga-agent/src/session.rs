@@ -12,7 +12,7 @@ use crate::agent::Agent;
 
 /// The replies to input that is not a request, worded as qemu-ga words
 /// them.
-pub mod messages {
+mod messages {
     pub const NESTING_LIMIT: &str = "JSON nesting depth limit exceeded";
     pub const SIZE_LIMIT: &str = "JSON token size limit exceeded";
     pub const TOKEN_LIMIT: &str = "JSON token count limit exceeded";
