@@ -104,7 +104,7 @@ impl SshKeys {
 
     pub fn get(&self, username: &str) -> Result<GuestAuthorizedKeys, CommandError> {
         let file = self.key_file(username)?;
-        let keys = read_keys(&file).map_err(|(_, e)| e)?;
+        let keys = read_keys(&file).map_err(|e| read_error(&file, &e))?;
         Ok(GuestAuthorizedKeys {
             keys: keys
                 .iter()
@@ -118,10 +118,12 @@ impl SshKeys {
     pub fn add(&self, username: &str, keys: &[String], reset: bool) -> Result<(), CommandError> {
         check_keys(keys)?;
         let file = self.key_file(username)?;
+        // Without reset, a file that can't be read is an error: replacing
+        // it would drop the keys it holds.
         let mut lines = if reset {
             Vec::new()
         } else {
-            read_keys(&file).unwrap_or_default()
+            existing_keys(&file)?.unwrap_or_default()
         };
         let dir = open_ssh_dir(&file)?;
         for key in keys {
@@ -135,11 +137,9 @@ impl SshKeys {
     pub fn remove(&self, username: &str, keys: &[String]) -> Result<(), CommandError> {
         check_keys(keys)?;
         let file = self.key_file(username)?;
-        let lines = match read_keys(&file) {
-            Ok(lines) => lines,
-            // Nothing to remove from a file that does not exist.
-            Err((e, _)) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err((_, err)) => return Err(err),
+        // Nothing to remove from a file that does not exist.
+        let Some(lines) = existing_keys(&file)? else {
+            return Ok(());
         };
         let kept: Vec<String> = lines.into_iter().filter(|l| !keys.contains(l)).collect();
         write_keys(&file, &open_ssh_dir(&file)?, &kept)
@@ -165,20 +165,27 @@ fn open_home(file: &KeyFile) -> io::Result<OwnedFd> {
     )?)
 }
 
-fn read_keys(file: &KeyFile) -> Result<Vec<String>, (io::Error, CommandError)> {
-    let read = || -> io::Result<String> {
-        let dir = open_dir(open_home(file)?, SSH_DIR)?;
-        let fd = open_nofollow(dir, KEYS_FILE, OFlag::O_RDONLY, Mode::empty())?;
-        io::read_to_string(fs::File::from(fd))
-    };
-    read().map(|t| lines(&t)).map_err(|e| {
-        let path = file.path.display();
-        let desc = format!(
-            "failed to read '{path}': Failed to open file “{path}”: {}",
-            strerror(&e)
-        );
-        (e, CommandError::generic(desc))
-    })
+fn read_keys(file: &KeyFile) -> io::Result<Vec<String>> {
+    let dir = open_dir(open_home(file)?, SSH_DIR)?;
+    let fd = open_nofollow(dir, KEYS_FILE, OFlag::O_RDONLY, Mode::empty())?;
+    io::read_to_string(fs::File::from(fd)).map(|text| lines(&text))
+}
+
+fn read_error(file: &KeyFile, e: &io::Error) -> CommandError {
+    let path = file.path.display();
+    CommandError::generic(format!(
+        "failed to read '{path}': Failed to open file “{path}”: {}",
+        strerror(e)
+    ))
+}
+
+/// The file's lines, `None` when it does not exist.
+fn existing_keys(file: &KeyFile) -> Result<Option<Vec<String>>, CommandError> {
+    match read_keys(file) {
+        Ok(lines) => Ok(Some(lines)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(read_error(file, &e)),
+    }
 }
 
 /// Opens `~/.ssh`, creating it owned by the user, mode 0700, when missing.
@@ -350,6 +357,15 @@ mod tests {
         // ~/.ssh pointing elsewhere: refused, nothing written there.
         symlink(elsewhere.path(), home.path().join(".ssh")).unwrap();
         let err = ssh.add("alice", &key, false).unwrap_err().desc;
+        let path = home.path().join(".ssh/authorized_keys");
+        assert_eq!(
+            err,
+            format!(
+                "failed to read '{0}': Failed to open file “{0}”: Not a directory",
+                path.display()
+            )
+        );
+        let err = ssh.add("alice", &key, true).unwrap_err().desc;
         let dir = home.path().join(".ssh");
         assert_eq!(
             err,
@@ -360,14 +376,20 @@ mod tests {
         fs::remove_file(home.path().join(".ssh")).unwrap();
 
         // authorized_keys and the temporary planted as symlinks: neither
-        // is read through nor written through; the link itself is replaced.
+        // is read through nor written through. Adding to an unreadable
+        // file fails (its keys would be lost); reset replaces the link.
         fs::create_dir(home.path().join(".ssh")).unwrap();
-        let path = home.path().join(".ssh/authorized_keys");
         symlink(&victim, &path).unwrap();
         symlink(&victim, home.path().join(".ssh/.authorized_keys.qga-tmp")).unwrap();
-        let err = ssh.get("alice").unwrap_err().desc;
-        assert!(err.contains("Too many levels of symbolic links"), "{err}");
-        ssh.add("alice", &key, false).unwrap();
+        let loop_error = format!(
+            "failed to read '{0}': Failed to open file “{0}”: Too many levels of symbolic links",
+            path.display()
+        );
+        assert_eq!(ssh.get("alice").unwrap_err().desc, loop_error);
+        assert_eq!(ssh.add("alice", &key, false).unwrap_err().desc, loop_error);
+        assert_eq!(ssh.remove("alice", &key).unwrap_err().desc, loop_error);
+        assert!(fs::symlink_metadata(&path).unwrap().file_type().is_symlink());
+        ssh.add("alice", &key, true).unwrap();
         assert_eq!(fs::read_to_string(&victim).unwrap(), "secret\n");
         assert!(!fs::symlink_metadata(&path).unwrap().file_type().is_symlink());
         assert_eq!(fs::read_to_string(&path).unwrap(), "ssh-ed25519 AAAA k\n");
