@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -83,34 +82,39 @@ struct Handle {
 
 impl Handle {
     fn file(&mut self) -> Result<&mut File, CommandError> {
-        if self.file.is_none() {
-            let mut file = self.mode.options(true).open(&self.path).map_err(|e| {
-                CommandError::generic(format!(
-                    "failed to reopen file '{}' (mode: '{}'): {}",
-                    self.path.display(),
-                    self.mode_text,
-                    strerror(&e)
-                ))
-            })?;
-            set_nonblocking(&file);
-            if !self.mode.append {
-                file.seek(SeekFrom::Start(self.position))
-                    .map_err(|e| CommandError::generic(format!("failed to seek file: {}", strerror(&e))))?;
-            }
-            self.file = Some(file);
+        let file = match self.file.take() {
+            Some(file) => file,
+            None => self.reopen()?,
+        };
+        Ok(self.file.insert(file))
+    }
+
+    fn reopen(&self) -> Result<File, CommandError> {
+        let mut file = self.mode.options(true).open(&self.path).map_err(|e| {
+            CommandError::generic(format!(
+                "failed to reopen file '{}' (mode: '{}'): {}",
+                self.path.display(),
+                self.mode_text,
+                strerror(&e)
+            ))
+        })?;
+        set_nonblocking(&file);
+        if !self.mode.append {
+            file.seek(SeekFrom::Start(self.position))
+                .map_err(|e| CommandError::generic(format!("failed to seek file: {}", strerror(&e))))?;
         }
-        Ok(self.file.as_mut().expect("opened above"))
+        Ok(file)
     }
 }
 
 /// qemu-ga makes handles non-blocking so a FIFO can't hang a read.
 fn set_nonblocking(file: &File) {
-    let fd = file.as_raw_fd();
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFL);
-        if flags >= 0 {
-            libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
-        }
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    if let Ok(flags) = fcntl(file, FcntlArg::F_GETFL) {
+        let _ = fcntl(
+            file,
+            FcntlArg::F_SETFL(OFlag::from_bits_retain(flags) | OFlag::O_NONBLOCK),
+        );
     }
 }
 
