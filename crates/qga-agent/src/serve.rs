@@ -156,7 +156,11 @@ fn serve_unix(agent: Arc<Agent>, path: &Path, write_timeout: Duration) -> io::Re
             }
         };
         debug!("client connected");
-        stream.set_nonblocking(true)?;
+        // One client's socket failing must not stop the agent.
+        if let Err(e) = stream.set_nonblocking(true) {
+            warn!("cannot serve a client: {e}");
+            continue;
+        }
         // A new session for each client: nothing a previous client left
         // half-sent can swallow this one's requests.
         let mut session = Session::new(agent.clone());
