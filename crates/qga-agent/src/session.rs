@@ -158,7 +158,10 @@ impl Session {
     }
 
     fn answer(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
-        let first = bytes[0];
+        // The reader never frames an empty message.
+        let Some(&first) = bytes.first() else {
+            return;
+        };
         let requoted;
         let text = if bytes.contains(&b'\'') {
             requoted = double_quoted(bytes);
