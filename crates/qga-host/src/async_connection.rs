@@ -326,8 +326,7 @@ impl AsyncConnection {
         let result = async {
             loop {
                 let reply = self.next_reply(deadline).await?;
-                if Core::answers(&reply, id) {
-                    self.core.dirty = false;
+                if self.core.settles(&reply, id) {
                     return Ok(reply);
                 }
             }
@@ -343,8 +342,7 @@ impl AsyncConnection {
         let deadline = Instant::now().checked_add(self.options.no_reply_window);
         loop {
             match self.next_reply(deadline).await {
-                Ok(reply) if Core::answers(&reply, id) => {
-                    self.core.dirty = false;
+                Ok(reply) if self.core.settles(&reply, id) => {
                     return Ok(Some(reply));
                 }
                 Ok(_) => {}

@@ -256,8 +256,7 @@ impl Connection {
         loop {
             let reply = self.next_reply(deadline)?;
             // A reply to an earlier request, or with a wrong id, is stale.
-            if Core::answers(&reply, id) {
-                self.core.dirty = false;
+            if self.core.settles(&reply, id) {
                 return Ok(reply);
             }
         }
@@ -272,8 +271,7 @@ impl Connection {
         let deadline = Instant::now().checked_add(self.options.no_reply_window);
         loop {
             match self.next_reply(deadline) {
-                Ok(reply) if Core::answers(&reply, id) => {
-                    self.core.dirty = false;
+                Ok(reply) if self.core.settles(&reply, id) => {
                     return Ok(Some(reply));
                 }
                 Ok(_) => {}

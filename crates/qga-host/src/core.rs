@@ -273,9 +273,12 @@ impl Core {
         None
     }
 
-    /// Whether `reply` answers the request with `id`.
-    pub(crate) fn answers(reply: &Reply, id: u64) -> bool {
-        reply.id.as_ref().and_then(Value::as_u64) == Some(id)
+    /// Whether `reply` answers the request with `id`; if so, nothing is in
+    /// flight any more and the channel is clean.
+    pub(crate) fn settles(&mut self, reply: &Reply, id: u64) -> bool {
+        let answers = reply.id.as_ref().and_then(Value::as_u64) == Some(id);
+        self.dirty &= !answers;
+        answers
     }
 }
 
@@ -332,7 +335,8 @@ mod tests {
             Some(Err(e)) => assert_eq!(e.to_string(), "protocol error: reply nested deeper than 1024 levels"),
             other => panic!("{other:?}"),
         }
-        assert!(Core::answers(&core.next_reply().unwrap().unwrap(), 1));
+        let reply = core.next_reply().unwrap().unwrap();
+        assert!(core.settles(&reply, 1));
     }
 
     #[test]
