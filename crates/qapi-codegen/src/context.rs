@@ -270,7 +270,7 @@ impl<'s> Context<'s> {
 
     /// Whether a member of type `member` inside `container` needs a `Box`
     /// because the container can reach itself through it by value.
-    pub fn needs_box(&self, member: EntityId, container: EntityId) -> bool {
+    fn needs_box(&self, member: EntityId, container: EntityId) -> bool {
         let mut seen = HashSet::new();
         let mut stack = vec![member];
         while let Some(id) = stack.pop() {
@@ -294,14 +294,22 @@ impl<'s> Context<'s> {
         false
     }
 
-    /// A member's field type: `Option` when optional, `Box` against
-    /// recursion.
-    pub fn field_type(&self, m: &ObjectMember, container: EntityId, prefix: &TokenStream) -> TokenStream {
-        let mut ty = self.rust_type(m.typ, prefix);
-        if self.needs_box(m.typ, container) {
+    /// The Rust type of a member, branch or alternate case of type `typ`
+    /// inside `container`: boxed against recursion.
+    pub fn member_type(&self, typ: EntityId, container: EntityId, prefix: &TokenStream) -> TokenStream {
+        let ty = self.rust_type(typ, prefix);
+        if self.needs_box(typ, container) {
             let boxed = self.prelude("Box");
-            ty = quote!(#boxed<#ty>);
+            quote!(#boxed<#ty>)
+        } else {
+            ty
         }
+    }
+
+    /// A member's field type: [`Self::member_type`], in an `Option` when
+    /// the member is optional.
+    pub fn field_type(&self, m: &ObjectMember, container: EntityId, prefix: &TokenStream) -> TokenStream {
+        let mut ty = self.member_type(m.typ, container, prefix);
         if m.optional {
             let option = self.prelude("Option");
             ty = quote!(#option<#ty>);

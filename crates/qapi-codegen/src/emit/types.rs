@@ -189,11 +189,7 @@ fn branch_variants(
             if ctx.entity(v.typ).name == "q_empty" {
                 quote!(#doc #n,)
             } else {
-                let mut ty = ctx.rust_type(v.typ, &quote!());
-                if ctx.needs_box(v.typ, id) {
-                    let boxed = ctx.prelude("Box");
-                    ty = quote!(#boxed<#ty>);
-                }
+                let ty = ctx.member_type(v.typ, id, &quote!());
                 quote!(#doc #n(#ty),)
             }
         })
@@ -308,18 +304,7 @@ fn emit_alternate(ctx: &Context<'_>, id: EntityId, variants: &[Variant]) -> Toke
     let doc = ctx.schema.doc_of(e);
     let mut scope = Scope::default();
     let names: Vec<_> = variants.iter().map(|v| ident(&scope.claim(camel(&v.name)))).collect();
-    let types: Vec<TokenStream> = variants
-        .iter()
-        .map(|v| {
-            let ty = ctx.rust_type(v.typ, &quote!());
-            if ctx.needs_box(v.typ, id) {
-                let boxed = ctx.prelude("Box");
-                quote!(#boxed<#ty>)
-            } else {
-                ty
-            }
-        })
-        .collect();
+    let types = variants.iter().map(|v| ctx.member_type(v.typ, id, &quote!()));
     let vdocs = variants.iter().map(|v| ctx.doc_attrs(docs::member(doc, &v.name)));
     let kinds = variants.iter().map(|v| json_kind(ctx.entity(v.typ).json_type()));
     let expected = format!(
