@@ -266,13 +266,20 @@ mod tests {
             assert!(os[member].is_string(), "{member}: {os}");
         }
         assert_eq!(keys(&ret("guest-get-load")), ["load15m", "load1m", "load5m"]);
-        for cpu in ret("guest-get-vcpus").as_array().unwrap() {
+        let vcpus = ret("guest-get-vcpus");
+        assert!(!vcpus.as_array().unwrap().is_empty(), "every machine has a CPU");
+        for cpu in vcpus.as_array().unwrap() {
             assert_eq!(keys(cpu), ["can-offline", "logical-id", "online"]);
         }
         for user in ret("guest-get-users").as_array().unwrap() {
             assert_eq!(keys(user), ["login-time", "user"]);
         }
-        for iface in ret("guest-network-get-interfaces").as_array().unwrap() {
+        let interfaces = ret("guest-network-get-interfaces");
+        assert!(
+            interfaces.as_array().unwrap().iter().any(|i| i["name"] == "lo"),
+            "{interfaces}"
+        );
+        for iface in interfaces.as_array().unwrap() {
             assert!(iface["name"].is_string());
             if let Some(addresses) = iface.get("ip-addresses") {
                 for a in addresses.as_array().unwrap() {
@@ -293,7 +300,11 @@ mod tests {
         for disk in ret("guest-get-disks").as_array().unwrap() {
             assert!(disk["name"].is_string() && disk["partition"].is_boolean() && disk["dependencies"].is_array());
         }
-        for cpu in ret("guest-get-cpustats").as_array().unwrap() {
+        let cpustats = ret("guest-get-cpustats");
+        // /proc/stat lists the online CPUs.
+        let online = vcpus.as_array().unwrap().iter().filter(|c| c["online"] == true).count();
+        assert_eq!(cpustats.as_array().unwrap().len(), online, "{cpustats}");
+        for cpu in cpustats.as_array().unwrap() {
             assert_eq!(cpu["type"], "linux");
         }
         for disk in ret("guest-get-diskstats").as_array().unwrap() {
