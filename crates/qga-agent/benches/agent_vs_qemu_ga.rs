@@ -159,7 +159,7 @@ struct Sequential {
     rate: f64,
     p50: Duration,
     p99: Duration,
-    cpu_us: Option<f64>,
+    cpu_us: f64,
 }
 
 #[derive(Default, Clone)]
@@ -169,7 +169,7 @@ struct Row {
     sync: Sequential,
     info: Sequential,
     pipelined_rate: f64,
-    pipelined_cpu_us: Option<f64>,
+    pipelined_cpu_us: f64,
     start_to_reply: Duration,
     rss_kib: u64,
     hwm_kib: u64,
@@ -202,7 +202,7 @@ impl Samples {
             rate: self.requests as f64 / self.wall.as_secs_f64(),
             p50: percentile(&times, 0.5),
             p99: percentile(&times, 0.99),
-            cpu_us: Some(self.cpu_us()),
+            cpu_us: self.cpu_us(),
         }
     }
 
@@ -324,7 +324,7 @@ fn measure_all(scale: f64) -> Vec<Row> {
             sync: sequential[1][s].sequential(),
             info: sequential[2][s].sequential(),
             pipelined_rate: pipelined[s].requests as f64 / pipelined[s].wall.as_secs_f64(),
-            pipelined_cpu_us: Some(pipelined[s].cpu_us()),
+            pipelined_cpu_us: pipelined[s].cpu_us(),
             start_to_reply: if s == 0 {
                 Duration::ZERO
             } else {
@@ -340,8 +340,8 @@ fn us(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1e6)
 }
 
-fn cpu(c: Option<f64>) -> String {
-    c.map_or("-".into(), |c| format!("{c:.2}"))
+fn cpu(c: f64) -> String {
+    format!("{c:.2}")
 }
 
 fn print_table(rows: &[Row]) {
@@ -411,7 +411,6 @@ fn print_targets(echo: &Row, qemu: &Row, ours: &Row) {
             ours.pipelined_cpu_us,
         ),
     ] {
-        let (q, o) = (q.unwrap(), o.unwrap());
         target(label, q, o, o <= 0.5 * q, " µs");
     }
     target(
