@@ -22,6 +22,15 @@ const QUERIES: &[&[&str]] = &[
 
 struct Agent(Child);
 
+/// Removes the temporary directory however quickstart ends.
+struct RemovedOnDrop(PathBuf);
+
+impl Drop for RemovedOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 impl Drop for Agent {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -61,6 +70,7 @@ pub fn quickstart() -> ExitCode {
         eprintln!("xtask: cannot create {}: {e}", state.display());
         return ExitCode::FAILURE;
     }
+    let _cleanup = RemovedOnDrop(dir.clone());
     let sock = dir.join("qga.sock");
     let log = dir.join("agent.log");
     let agent_args = [
@@ -75,7 +85,7 @@ pub fn quickstart() -> ExitCode {
         "-v".as_ref(),
     ];
     show(&agent_bin, &agent_args);
-    let agent = match Command::new(&agent_bin).args(agent_args).stdin(Stdio::null()).spawn() {
+    let mut agent = match Command::new(&agent_bin).args(agent_args).stdin(Stdio::null()).spawn() {
         Ok(child) => Agent(child),
         Err(e) => {
             eprintln!("xtask: cannot start {}: {e}", agent_bin.display());
@@ -84,12 +94,13 @@ pub fn quickstart() -> ExitCode {
     };
     let started = Instant::now();
     while !sock.exists() {
-        if started.elapsed() > Duration::from_secs(10) {
-            eprintln!(
-                "xtask: the agent did not create {} (log: {})",
-                sock.display(),
-                log.display()
-            );
+        let exited = agent.0.try_wait().ok().flatten();
+        if exited.is_some() || started.elapsed() > Duration::from_secs(10) {
+            let how = exited.map_or("did not create its socket".to_string(), |status| {
+                format!("exited ({status})")
+            });
+            eprintln!("xtask: the agent {how}; its log:");
+            eprint!("{}", std::fs::read_to_string(&log).unwrap_or_default());
             return ExitCode::FAILURE;
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -116,7 +127,6 @@ pub fn quickstart() -> ExitCode {
     drop(agent);
     println!("\nAgent log ({}):", log.display());
     print!("{}", std::fs::read_to_string(&log).unwrap_or_default());
-    let _ = std::fs::remove_dir_all(&dir);
     if failed == 0 {
         println!("\nquickstart: all {} queries answered", QUERIES.len());
         ExitCode::SUCCESS
