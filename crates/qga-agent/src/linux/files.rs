@@ -224,12 +224,15 @@ impl FileTable {
     }
 
     /// Records a handle's new position; failures cost only the position
-    /// after a restart, never the operation that succeeded.
+    /// after a restart, never the operation that succeeded. The state
+    /// file is rewritten only when the position moved.
     fn after_io(&self, table: &mut Table, handle: i64) {
-        if let Some(h) = table.handles.get_mut(&handle) {
-            if let Some(pos) = h.file.as_mut().and_then(|f| f.stream_position().ok()) {
-                h.position = pos;
-            }
+        let Some(h) = table.handles.get_mut(&handle) else {
+            return;
+        };
+        match h.file.as_mut().and_then(|f| f.stream_position().ok()) {
+            Some(pos) if pos != h.position => h.position = pos,
+            _ => return,
         }
         let _ = self.save(table);
     }
@@ -557,6 +560,23 @@ mod tests {
             read(&t, h, Some(10)).unwrap_err().desc,
             "failed to read file: Resource temporarily unavailable"
         );
+    }
+
+    #[test]
+    fn linux_file_state_is_saved_when_the_position_moves() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, "abc").unwrap();
+        let t = FileTable::new(dir.path());
+        let h = t.open(path.to_str().unwrap(), None).unwrap();
+        let state = dir.path().join(STATE_FILE);
+        std::fs::remove_file(&state).unwrap();
+        assert_eq!(read(&t, h, Some(0)).unwrap().count, 0);
+        t.flush(h).unwrap();
+        assert!(!state.exists(), "nothing moved, nothing written");
+        assert_eq!(read(&t, h, Some(2)).unwrap().count, 2);
+        let saved: Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+        assert_eq!(saved["handles"][0]["position"], 2);
     }
 
     #[test]
