@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -59,9 +60,12 @@ fn parse_mode(mode: &str) -> Option<Mode> {
 
 impl Mode {
     /// `reopen`: after a restart, never create or truncate.
+    /// Non-blocking, as qemu-ga makes its handles, so a FIFO can't hang
+    /// a read; set from the open on, so it can't hang the open either.
     fn options(self, reopen: bool) -> OpenOptions {
         let mut options = OpenOptions::new();
         options
+            .custom_flags(libc::O_NONBLOCK)
             .read(self.read)
             .write(self.write && !self.append)
             .append(self.append)
@@ -98,23 +102,11 @@ impl Handle {
                 strerror(&e)
             ))
         })?;
-        set_nonblocking(&file);
         if !self.mode.append {
             file.seek(SeekFrom::Start(self.position))
                 .map_err(|e| CommandError::generic(format!("failed to seek file: {}", strerror(&e))))?;
         }
         Ok(file)
-    }
-}
-
-/// qemu-ga makes handles non-blocking so a FIFO can't hang a read.
-fn set_nonblocking(file: &File) {
-    use nix::fcntl::{fcntl, FcntlArg, OFlag};
-    if let Ok(flags) = fcntl(file, FcntlArg::F_GETFL) {
-        let _ = fcntl(
-            file,
-            FcntlArg::F_SETFL(OFlag::from_bits_retain(flags) | OFlag::O_NONBLOCK),
-        );
     }
 }
 
@@ -183,7 +175,6 @@ impl FileTable {
                 strerror(&e)
             ))
         })?;
-        set_nonblocking(&file);
         // Reopening after a restart must find the same file whatever the
         // agent's working directory is then.
         let absolute = std::path::absolute(path).unwrap_or_else(|_| PathBuf::from(path));
@@ -577,6 +568,34 @@ mod tests {
         assert_eq!(read(&t, h, Some(2)).unwrap().count, 2);
         let saved: Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
         assert_eq!(saved["handles"][0]["position"], 2);
+    }
+
+    #[test]
+    fn linux_file_open_of_a_pipe_never_waits_for_the_other_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let (done, finished) = std::sync::mpsc::channel();
+        let state = dir.path().to_path_buf();
+        let fifo_path = fifo.to_str().unwrap().to_string();
+        std::thread::spawn(move || {
+            let t = FileTable::new(&state);
+            let writer = t.open(&fifo_path, Some("a")).map_err(|e| e.desc);
+            let reader = t.open(&fifo_path, Some("r")).map(|_| ());
+            let _ = done.send((reader, writer));
+        });
+        let (reader, writer) = finished
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("open of a FIFO without a writer hung");
+        reader.unwrap();
+        // A write end with no reader is refused at once (ENXIO).
+        assert_eq!(
+            writer.unwrap_err(),
+            format!(
+                "failed to open file '{}' (mode: 'a'): No such device or address",
+                fifo.display()
+            )
+        );
     }
 
     #[test]
