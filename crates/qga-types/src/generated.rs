@@ -1861,7 +1861,7 @@ pub struct GuestNetworkRoute {
 }
 /// Every command of the schema with its flags, condition and
 /// features, in schema order: what `guest-info` reports.
-pub static COMMANDS: [::qapi_runtime::CommandInfo; 44usize] = [
+pub static COMMANDS: [::qapi_runtime::CommandInfo; 44] = [
     ::qapi_runtime::CommandInfo::new("guest-sync-delimited")
         .with_arguments(&desc::GUEST_SYNC_DELIMITED_ARGS_MEMBERS),
     ::qapi_runtime::CommandInfo::new("guest-sync")
@@ -2082,7 +2082,7 @@ pub mod commands {
     #[derive(Clone, Copy, Debug)]
     pub struct GuestSyncDelimited;
     impl Command for GuestSyncDelimited {
-        const INFO: &'static CommandInfo = &super::COMMANDS[0usize];
+        const INFO: &'static CommandInfo = &super::COMMANDS[0];
         type Args = super::GuestSyncDelimitedArgs;
     }
     impl ReplyCommand for GuestSyncDelimited {
@@ -2114,7 +2114,7 @@ pub mod commands {
     #[derive(Clone, Copy, Debug)]
     pub struct GuestSync;
     impl Command for GuestSync {
-        const INFO: &'static CommandInfo = &super::COMMANDS[1usize];
+        const INFO: &'static CommandInfo = &super::COMMANDS[1];
         type Args = super::GuestSyncArgs;
     }
     impl ReplyCommand for GuestSync {
@@ -2129,7 +2129,7 @@ pub mod commands {
     #[derive(Clone, Copy, Debug)]
     pub struct GuestPing;
     impl Command for GuestPing {
-        const INFO: &'static CommandInfo = &super::COMMANDS[2usize];
+        const INFO: &'static CommandInfo = &super::COMMANDS[2];
         type Args = ::qapi_runtime::Empty;
     }
     impl ReplyCommand for GuestPing {
@@ -2145,7 +2145,7 @@ pub mod commands {
     #[derive(Clone, Copy, Debug)]
     pub struct GuestGetTime;
     impl Command for GuestGetTime {
-        const INFO: &'static CommandInfo = &super::COMMANDS[3usize];
+        const INFO: &'static CommandInfo = &super::COMMANDS[3];
         type Args = ::qapi_runtime::Empty;
     }
     impl ReplyCommand for GuestGetTime {
@@ -2169,7 +2169,7 @@ pub mod commands {
     #[derive(Clone, Copy, Debug)]
     pub struct GuestSetTime;
     impl Command for GuestSetTime {
-        const INFO: &'static CommandInfo = &super::COMMANDS[4usize];
+        const INFO: &'static CommandInfo = &super::COMMANDS[4];
         type Args = super::GuestSetTimeArgs;
     }
     impl ReplyCommand for GuestSetTime {
@@ -2183,7 +2183,7 @@ pub mod commands {
     #[derive(Clone, Copy, Debug)]
     pub struct GuestInfo;
     impl Command for GuestInfo {
-        const INFO: &'static CommandInfo = &super::COMMANDS[5usize];
+        const INFO: &'static CommandInfo = &super::COMMANDS[5];
         type Args = ::qapi_runtime::Empty;
     }
     impl ReplyCommand for GuestInfo {
@@ -2205,7 +2205,7 @@ pub mod commands {
     #[derive(Clone, Copy, Debug)]
     pub struct GuestShutdown;
     impl Command for GuestShutdown {
-        const INFO: &'static CommandInfo = &super::COMMANDS[6usize];
+        const INFO: &'static CommandInfo = &super::COMMANDS[6];
         type Args = super::GuestShutdownArgs;
     }
     impl NoReplyCommand for GuestShutdown {}
@@ -2219,7 +2219,7 @@ pub mod commands {
     #[derive(Clone, Copy, Debug)]
     pub struct GuestFileOpen;
     impl Command for GuestFileOpen {
-        const INFO: &'static CommandInfo = &super::COMMANDS[7usize];
+        const INFO: &'static CommandInfo = &super::COMMANDS[7];
         type Args = super::GuestFileOpenArgs;
     }
     impl ReplyCommand for GuestFileOpen {
@@ -2233,7 +2233,7 @@ pub mod commands {
     #[derive(Clone, Copy, Debug)]
     pub struct GuestFileClose;
     impl Command for GuestFileClose {
-        const INFO: &'static CommandInfo = &super::COMMANDS[8usize];
+        const INFO: &'static CommandInfo = &super::COMMANDS[8];
         type Args = super::GuestFileCloseArgs;
     }
     impl ReplyCommand for GuestFileClose {
@@ -2249,7 +2249,7 @@ pub mod commands {
     #[derive(Clone, Copy, Debug)]
     pub struct GuestFileRead;
     impl Command for GuestFileRead {
-        const INFO: &'static CommandInfo = &super::COMMANDS[9usize];
+        const INFO: &'static CommandInfo = &super::COMMANDS[9];
         type Args = super::GuestFileReadArgs;
     }
     impl ReplyCommand for GuestFileRead {
@@ -2263,7 +2263,7 @@ pub mod commands {
     #[derive(Clone, Copy, Debug)]
     pub struct GuestFileWrite;
     impl Command for GuestFileWrite {
-        const INFO: &'static CommandInfo = &super::COMMANDS[10usize];
+        const INFO: &'static CommandInfo = &super::COMMANDS[10];
         type Args = super::GuestFileWriteArgs;
     }
     impl ReplyCommand for GuestFileWrite {
@@ -2280,7 +2280,7 @@ pub mod commands {
     #[derive(Clone, Copy, Debug)]
     pub struct GuestFileSeek;
     impl Command for GuestFileSeek {
-        const INFO: &'static CommandInfo = &super::COMMANDS[11usize];
+        const INFO: &'static CommandInfo = &super::COMMANDS[11];
         type Args = super::GuestFileSeekArgs;
     }
     impl ReplyCommand for GuestFileSeek {
@@ -2295,7 +2295,7 @@ pub mod commands {
     #[derive(Clone, Copy, Debug)]
     pub struct GuestFileFlush;
     impl Command for GuestFileFlush {
-        const INFO: &'static CommandInfo = &super::COMMANDS[12usize];
+        const INFO: &'static CommandInfo = &super::COMMANDS[12];
         type Args = super::GuestFileFlushArgs;
     }
     impl ReplyCommand for GuestFileFlush {
@@ -2315,7 +2315,7 @@ pub mod commands {
     #[derive(Clone, Copy, Debug)]
     pub struct GuestFsfreezeStatus;
     impl Command for GuestFsfreezeStatus {
-        const INFO: &'static CommandInfo = &super::COMMANDS[13usize];
+        const INFO: &'static CommandInfo = &super::COMMANDS[13];
         type Args = ::qapi_runtime::Empty;
     }
     impl ReplyCommand for GuestFsfreezeStatus {
@@ -2342,7 +2342,7 @@ pub mod commands {
     #[derive(Clone, Copy, Debug)]
     pub struct GuestFsfreezeFreeze;
     impl Command for GuestFsfreezeFreeze {
-        const INFO: &'static CommandInfo = &super::COMMANDS[14usize];
+        const INFO: &'static CommandInfo = &super::COMMANDS[14];
         type Args = ::qapi_runtime::Empty;
     }
     impl ReplyCommand for GuestFsfreezeFreeze {
@@ -2361,7 +2361,7 @@ pub mod commands {
     #[derive(Clone, Copy, Debug)]
     pub struct GuestFsfreezeFreezeList;
     impl Command for GuestFsfreezeFreezeList {
-        const INFO: &'static CommandInfo = &super::COMMANDS[15usize];
+        const INFO: &'static CommandInfo = &super::COMMANDS[15];
         type Args = super::GuestFsfreezeFreezeListArgs;
     }
     impl ReplyCommand for GuestFsfreezeFreezeList {
@@ -2383,7 +2383,7 @@ pub mod commands {
     #[derive(Clone, Copy, Debug)]
     pub struct GuestFsfreezeThaw;
     impl Command for GuestFsfreezeThaw {
-        const INFO: &'static CommandInfo = &super::COMMANDS[16usize];
+        const INFO: &'static CommandInfo = &super::COMMANDS[16];
         type Args = ::qapi_runtime::Empty;
     }
     impl ReplyCommand for GuestFsfreezeThaw {
@@ -2402,7 +2402,7 @@ pub mod commands {
     #[derive(Clone, Copy, Debug)]
     pub struct GuestFstrim;
     impl Command for GuestFstrim {
-        const INFO: &'static CommandInfo = &super::COMMANDS[17usize];
+        const INFO: &'static CommandInfo = &super::COMMANDS[17];
         type Args = super::GuestFstrimArgs;
     }
     impl ReplyCommand for GuestFstrim {
@@ -2435,7 +2435,7 @@ pub mod commands {
     #[derive(Clone, Copy, Debug)]
     pub struct GuestSuspendDisk;
     impl Command for GuestSuspendDisk {
-        const INFO: &'static CommandInfo = &super::COMMANDS[18usize];
+        const INFO: &'static CommandInfo = &super::COMMANDS[18];
         type Args = ::qapi_runtime::Empty;
     }
     impl NoReplyCommand for GuestSuspendDisk {}
@@ -2468,7 +2468,7 @@ pub mod commands {
     #[derive(Clone, Copy, Debug)]
     pub struct GuestSuspendRam;
     impl Command for GuestSuspendRam {
-        const INFO: &'static CommandInfo = &super::COMMANDS[19usize];
+        const INFO: &'static CommandInfo = &super::COMMANDS[19];
         type Args = ::qapi_runtime::Empty;
     }
     impl NoReplyCommand for GuestSuspendRam {}
@@ -2502,7 +2502,7 @@ pub mod commands {
     #[derive(Clone, Copy, Debug)]
     pub struct GuestSuspendHybrid;
     impl Command for GuestSuspendHybrid {
-        const INFO: &'static CommandInfo = &super::COMMANDS[20usize];
+        const INFO: &'static CommandInfo = &super::COMMANDS[20];
         type Args = ::qapi_runtime::Empty;
     }
     impl NoReplyCommand for GuestSuspendHybrid {}
@@ -2517,7 +2517,7 @@ pub mod commands {
     #[derive(Clone, Copy, Debug)]
     pub struct GuestNetworkGetInterfaces;
     impl Command for GuestNetworkGetInterfaces {
-        const INFO: &'static CommandInfo = &super::COMMANDS[21usize];
+        const INFO: &'static CommandInfo = &super::COMMANDS[21];
         type Args = ::qapi_runtime::Empty;
     }
     impl ReplyCommand for GuestNetworkGetInterfaces {
@@ -2536,7 +2536,7 @@ pub mod commands {
     #[derive(Clone, Copy, Debug)]
     pub struct GuestGetVcpus;
     impl Command for GuestGetVcpus {
-        const INFO: &'static CommandInfo = &super::COMMANDS[22usize];
+        const INFO: &'static CommandInfo = &super::COMMANDS[22];
         type Args = ::qapi_runtime::Empty;
     }
     impl ReplyCommand for GuestGetVcpus {
@@ -2563,7 +2563,7 @@ pub mod commands {
     #[derive(Clone, Copy, Debug)]
     pub struct GuestSetVcpus;
     impl Command for GuestSetVcpus {
-        const INFO: &'static CommandInfo = &super::COMMANDS[23usize];
+        const INFO: &'static CommandInfo = &super::COMMANDS[23];
         type Args = super::GuestSetVcpusArgs;
     }
     impl ReplyCommand for GuestSetVcpus {
@@ -2584,7 +2584,7 @@ pub mod commands {
     #[derive(Clone, Copy, Debug)]
     pub struct GuestGetDisks;
     impl Command for GuestGetDisks {
-        const INFO: &'static CommandInfo = &super::COMMANDS[24usize];
+        const INFO: &'static CommandInfo = &super::COMMANDS[24];
         type Args = ::qapi_runtime::Empty;
     }
     impl ReplyCommand for GuestGetDisks {
@@ -2604,7 +2604,7 @@ pub mod commands {
     #[derive(Clone, Copy, Debug)]
     pub struct GuestGetFsinfo;
     impl Command for GuestGetFsinfo {
-        const INFO: &'static CommandInfo = &super::COMMANDS[25usize];
+        const INFO: &'static CommandInfo = &super::COMMANDS[25];
         type Args = ::qapi_runtime::Empty;
     }
     impl ReplyCommand for GuestGetFsinfo {
@@ -2629,7 +2629,7 @@ pub mod commands {
     #[derive(Clone, Copy, Debug)]
     pub struct GuestSetUserPassword;
     impl Command for GuestSetUserPassword {
-        const INFO: &'static CommandInfo = &super::COMMANDS[26usize];
+        const INFO: &'static CommandInfo = &super::COMMANDS[26];
         type Args = super::GuestSetUserPasswordArgs;
     }
     impl ReplyCommand for GuestSetUserPassword {
@@ -2648,7 +2648,7 @@ pub mod commands {
     #[derive(Clone, Copy, Debug)]
     pub struct GuestGetMemoryBlocks;
     impl Command for GuestGetMemoryBlocks {
-        const INFO: &'static CommandInfo = &super::COMMANDS[27usize];
+        const INFO: &'static CommandInfo = &super::COMMANDS[27];
         type Args = ::qapi_runtime::Empty;
     }
     impl ReplyCommand for GuestGetMemoryBlocks {
@@ -2668,7 +2668,7 @@ pub mod commands {
     #[derive(Clone, Copy, Debug)]
     pub struct GuestSetMemoryBlocks;
     impl Command for GuestSetMemoryBlocks {
-        const INFO: &'static CommandInfo = &super::COMMANDS[28usize];
+        const INFO: &'static CommandInfo = &super::COMMANDS[28];
         type Args = super::GuestSetMemoryBlocksArgs;
     }
     impl ReplyCommand for GuestSetMemoryBlocks {
@@ -2684,7 +2684,7 @@ pub mod commands {
     #[derive(Clone, Copy, Debug)]
     pub struct GuestGetMemoryBlockInfo;
     impl Command for GuestGetMemoryBlockInfo {
-        const INFO: &'static CommandInfo = &super::COMMANDS[29usize];
+        const INFO: &'static CommandInfo = &super::COMMANDS[29];
         type Args = ::qapi_runtime::Empty;
     }
     impl ReplyCommand for GuestGetMemoryBlockInfo {
@@ -2700,7 +2700,7 @@ pub mod commands {
     #[derive(Clone, Copy, Debug)]
     pub struct GuestExecStatus;
     impl Command for GuestExecStatus {
-        const INFO: &'static CommandInfo = &super::COMMANDS[30usize];
+        const INFO: &'static CommandInfo = &super::COMMANDS[30];
         type Args = super::GuestExecStatusArgs;
     }
     impl ReplyCommand for GuestExecStatus {
@@ -2717,7 +2717,7 @@ pub mod commands {
     #[derive(Clone, Copy, Debug)]
     pub struct GuestExec;
     impl Command for GuestExec {
-        const INFO: &'static CommandInfo = &super::COMMANDS[31usize];
+        const INFO: &'static CommandInfo = &super::COMMANDS[31];
         type Args = super::GuestExecArgs;
     }
     impl ReplyCommand for GuestExec {
@@ -2738,7 +2738,7 @@ pub mod commands {
     #[derive(Clone, Copy, Debug)]
     pub struct GuestGetHostName;
     impl Command for GuestGetHostName {
-        const INFO: &'static CommandInfo = &super::COMMANDS[32usize];
+        const INFO: &'static CommandInfo = &super::COMMANDS[32];
         type Args = ::qapi_runtime::Empty;
     }
     impl ReplyCommand for GuestGetHostName {
@@ -2756,7 +2756,7 @@ pub mod commands {
     #[derive(Clone, Copy, Debug)]
     pub struct GuestGetUsers;
     impl Command for GuestGetUsers {
-        const INFO: &'static CommandInfo = &super::COMMANDS[33usize];
+        const INFO: &'static CommandInfo = &super::COMMANDS[33];
         type Args = ::qapi_runtime::Empty;
     }
     impl ReplyCommand for GuestGetUsers {
@@ -2770,7 +2770,7 @@ pub mod commands {
     #[derive(Clone, Copy, Debug)]
     pub struct GuestGetTimezone;
     impl Command for GuestGetTimezone {
-        const INFO: &'static CommandInfo = &super::COMMANDS[34usize];
+        const INFO: &'static CommandInfo = &super::COMMANDS[34];
         type Args = ::qapi_runtime::Empty;
     }
     impl ReplyCommand for GuestGetTimezone {
@@ -2784,7 +2784,7 @@ pub mod commands {
     #[derive(Clone, Copy, Debug)]
     pub struct GuestGetOsinfo;
     impl Command for GuestGetOsinfo {
-        const INFO: &'static CommandInfo = &super::COMMANDS[35usize];
+        const INFO: &'static CommandInfo = &super::COMMANDS[35];
         type Args = ::qapi_runtime::Empty;
     }
     impl ReplyCommand for GuestGetOsinfo {
@@ -2800,7 +2800,7 @@ pub mod commands {
     #[derive(Clone, Copy, Debug)]
     pub struct GuestGetDevices;
     impl Command for GuestGetDevices {
-        const INFO: &'static CommandInfo = &super::COMMANDS[36usize];
+        const INFO: &'static CommandInfo = &super::COMMANDS[36];
         type Args = ::qapi_runtime::Empty;
     }
     impl ReplyCommand for GuestGetDevices {
@@ -2815,7 +2815,7 @@ pub mod commands {
     #[derive(Clone, Copy, Debug)]
     pub struct GuestSshGetAuthorizedKeys;
     impl Command for GuestSshGetAuthorizedKeys {
-        const INFO: &'static CommandInfo = &super::COMMANDS[37usize];
+        const INFO: &'static CommandInfo = &super::COMMANDS[37];
         type Args = super::GuestSshGetAuthorizedKeysArgs;
     }
     impl ReplyCommand for GuestSshGetAuthorizedKeys {
@@ -2830,7 +2830,7 @@ pub mod commands {
     #[derive(Clone, Copy, Debug)]
     pub struct GuestSshAddAuthorizedKeys;
     impl Command for GuestSshAddAuthorizedKeys {
-        const INFO: &'static CommandInfo = &super::COMMANDS[38usize];
+        const INFO: &'static CommandInfo = &super::COMMANDS[38];
         type Args = super::GuestSshAddAuthorizedKeysArgs;
     }
     impl ReplyCommand for GuestSshAddAuthorizedKeys {
@@ -2846,7 +2846,7 @@ pub mod commands {
     #[derive(Clone, Copy, Debug)]
     pub struct GuestSshRemoveAuthorizedKeys;
     impl Command for GuestSshRemoveAuthorizedKeys {
-        const INFO: &'static CommandInfo = &super::COMMANDS[39usize];
+        const INFO: &'static CommandInfo = &super::COMMANDS[39];
         type Args = super::GuestSshRemoveAuthorizedKeysArgs;
     }
     impl ReplyCommand for GuestSshRemoveAuthorizedKeys {
@@ -2864,7 +2864,7 @@ pub mod commands {
     #[derive(Clone, Copy, Debug)]
     pub struct GuestGetDiskstats;
     impl Command for GuestGetDiskstats {
-        const INFO: &'static CommandInfo = &super::COMMANDS[40usize];
+        const INFO: &'static CommandInfo = &super::COMMANDS[40];
         type Args = ::qapi_runtime::Empty;
     }
     impl ReplyCommand for GuestGetDiskstats {
@@ -2882,7 +2882,7 @@ pub mod commands {
     #[derive(Clone, Copy, Debug)]
     pub struct GuestGetCpustats;
     impl Command for GuestGetCpustats {
-        const INFO: &'static CommandInfo = &super::COMMANDS[41usize];
+        const INFO: &'static CommandInfo = &super::COMMANDS[41];
         type Args = ::qapi_runtime::Empty;
     }
     impl ReplyCommand for GuestGetCpustats {
@@ -2905,7 +2905,7 @@ pub mod commands {
     #[derive(Clone, Copy, Debug)]
     pub struct GuestGetLoad;
     impl Command for GuestGetLoad {
-        const INFO: &'static CommandInfo = &super::COMMANDS[42usize];
+        const INFO: &'static CommandInfo = &super::COMMANDS[42];
         type Args = ::qapi_runtime::Empty;
     }
     impl ReplyCommand for GuestGetLoad {
@@ -2923,7 +2923,7 @@ pub mod commands {
     #[derive(Clone, Copy, Debug)]
     pub struct GuestNetworkGetRoute;
     impl Command for GuestNetworkGetRoute {
-        const INFO: &'static CommandInfo = &super::COMMANDS[43usize];
+        const INFO: &'static CommandInfo = &super::COMMANDS[43];
         type Args = ::qapi_runtime::Empty;
     }
     impl ReplyCommand for GuestNetworkGetRoute {

@@ -15,7 +15,7 @@ pub struct ShowArgs {
 }
 /// Every command of the schema with its flags, condition and
 /// features, in schema order: what `guest-info` reports.
-pub static COMMANDS: [::qapi_runtime::CommandInfo; 1usize] = [
+pub static COMMANDS: [::qapi_runtime::CommandInfo; 1] = [
     ::qapi_runtime::CommandInfo::new("show").with_arguments(&desc::SHOW_ARGS_MEMBERS),
 ];
 /// One type per command, for the runtime's typed call and dispatch
@@ -43,7 +43,7 @@ pub mod commands {
     #[derive(Clone, Copy, Debug)]
     pub struct Show;
     impl Command for Show {
-        const INFO: &'static CommandInfo = &super::COMMANDS[0usize];
+        const INFO: &'static CommandInfo = &super::COMMANDS[0];
         type Args = super::ShowArgs;
     }
     impl ReplyCommand for Show {

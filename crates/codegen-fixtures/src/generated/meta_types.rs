@@ -221,7 +221,7 @@ pub struct MovedArgs {
 }
 /// Every command of the schema with its flags, condition and
 /// features, in schema order: what `guest-info` reports.
-pub static COMMANDS: [::qapi_runtime::CommandInfo; 4usize] = [
+pub static COMMANDS: [::qapi_runtime::CommandInfo; 4] = [
     ::qapi_runtime::CommandInfo::new("draw").with_arguments(&desc::DRAW_ARGS_MEMBERS),
     ::qapi_runtime::CommandInfo::new("erase").with_arguments(&desc::POINT_MEMBERS),
     ::qapi_runtime::CommandInfo::new("reset")
@@ -251,7 +251,7 @@ pub mod commands {
     #[derive(Clone, Copy, Debug)]
     pub struct Draw;
     impl Command for Draw {
-        const INFO: &'static CommandInfo = &super::COMMANDS[0usize];
+        const INFO: &'static CommandInfo = &super::COMMANDS[0];
         type Args = super::DrawArgs;
     }
     impl ReplyCommand for Draw {
@@ -263,7 +263,7 @@ pub mod commands {
     #[derive(Clone, Copy, Debug)]
     pub struct Erase;
     impl Command for Erase {
-        const INFO: &'static CommandInfo = &super::COMMANDS[1usize];
+        const INFO: &'static CommandInfo = &super::COMMANDS[1];
         type Args = super::Point;
     }
     impl ReplyCommand for Erase {
@@ -279,7 +279,7 @@ pub mod commands {
     #[derive(Clone, Copy, Debug)]
     pub struct Reset;
     impl Command for Reset {
-        const INFO: &'static CommandInfo = &super::COMMANDS[2usize];
+        const INFO: &'static CommandInfo = &super::COMMANDS[2];
         type Args = ::qapi_runtime::Empty;
     }
     impl NoReplyCommand for Reset {}
@@ -289,7 +289,7 @@ pub mod commands {
     #[derive(Clone, Copy, Debug)]
     pub struct Ping;
     impl Command for Ping {
-        const INFO: &'static CommandInfo = &super::COMMANDS[3usize];
+        const INFO: &'static CommandInfo = &super::COMMANDS[3];
         type Args = ::qapi_runtime::Empty;
     }
     impl ReplyCommand for Ping {

@@ -75,7 +75,7 @@ pub struct String {
 }
 /// Every command of the schema with its flags, condition and
 /// features, in schema order: what `guest-info` reports.
-pub static COMMANDS: [::qapi_runtime::CommandInfo; 5usize] = [
+pub static COMMANDS: [::qapi_runtime::CommandInfo; 5] = [
     ::qapi_runtime::CommandInfo::new("clone").with_arguments(&desc::CLONE_ARGS_MEMBERS),
     ::qapi_runtime::CommandInfo::new("new"),
     ::qapi_runtime::CommandInfo::new("drop"),
@@ -92,7 +92,7 @@ pub mod commands {
     #[derive(Clone, Copy, Debug)]
     pub struct Clone;
     impl ::qapi_runtime::Command for Clone {
-        const INFO: &'static CommandInfo = &super::COMMANDS[0usize];
+        const INFO: &'static CommandInfo = &super::COMMANDS[0];
         type Args = super::CloneArgs;
     }
     impl ReplyCommand for Clone {
@@ -104,7 +104,7 @@ pub mod commands {
     #[derive(Clone, Copy, Debug)]
     pub struct New;
     impl ::qapi_runtime::Command for New {
-        const INFO: &'static CommandInfo = &super::COMMANDS[1usize];
+        const INFO: &'static CommandInfo = &super::COMMANDS[1];
         type Args = ::qapi_runtime::Empty;
     }
     impl ReplyCommand for New {
@@ -116,7 +116,7 @@ pub mod commands {
     #[derive(Clone, Copy, Debug)]
     pub struct Drop;
     impl ::qapi_runtime::Command for Drop {
-        const INFO: &'static CommandInfo = &super::COMMANDS[2usize];
+        const INFO: &'static CommandInfo = &super::COMMANDS[2];
         type Args = ::qapi_runtime::Empty;
     }
     impl ReplyCommand for Drop {
@@ -130,7 +130,7 @@ pub mod commands {
     #[derive(Clone, Copy, Debug)]
     pub struct Command;
     impl ::qapi_runtime::Command for Command {
-        const INFO: &'static CommandInfo = &super::COMMANDS[3usize];
+        const INFO: &'static CommandInfo = &super::COMMANDS[3];
         type Args = ::qapi_runtime::Empty;
     }
     impl ReplyCommand for Command {
@@ -144,7 +144,7 @@ pub mod commands {
     #[derive(Clone, Copy, Debug)]
     pub struct NoReplyCommand;
     impl ::qapi_runtime::Command for NoReplyCommand {
-        const INFO: &'static CommandInfo = &super::COMMANDS[4usize];
+        const INFO: &'static CommandInfo = &super::COMMANDS[4];
         type Args = ::qapi_runtime::Empty;
     }
     impl ::qapi_runtime::NoReplyCommand for NoReplyCommand {}

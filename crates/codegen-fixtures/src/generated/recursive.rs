@@ -44,7 +44,7 @@ pub struct Branch {
 }
 /// Every command of the schema with its flags, condition and
 /// features, in schema order: what `guest-info` reports.
-pub static COMMANDS: [::qapi_runtime::CommandInfo; 0usize] = [];
+pub static COMMANDS: [::qapi_runtime::CommandInfo; 0] = [];
 /// One type per command, for the runtime's typed call and dispatch
 /// paths.
 pub mod commands {}

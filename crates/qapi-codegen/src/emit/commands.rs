@@ -109,7 +109,7 @@ pub fn emit(ctx: &Context<'_>) -> TokenStream {
         let e = ctx.entity(names.entity);
         let c = command(ctx, names);
         let marker = &names.marker;
-        let index = names.index;
+        let index = proc_macro2::Literal::usize_unsuffixed(names.index);
         let args = args_type(ctx, c, &sup);
         let doc = command_docs(ctx, names);
         let kind = if c.flags.success_response {
@@ -162,7 +162,7 @@ pub fn emit(ctx: &Context<'_>) -> TokenStream {
         }
         table.push(info);
     }
-    let count = table.len();
+    let count = proc_macro2::Literal::usize_unsuffixed(table.len());
     let needs = super::Needs::of(ctx);
     let mut body = super::use_names(
         quote!(::qapi_runtime),
