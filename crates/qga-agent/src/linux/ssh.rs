@@ -2,7 +2,7 @@
 //! atomically, owned by the user, mode 0600 in a 0700 ~/.ssh.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -44,6 +44,9 @@ pub fn system_user_lookup() -> UserLookup {
 const SSH_DIR: &str = ".ssh";
 const KEYS_FILE: &str = "authorized_keys";
 const TMP_FILE: &str = ".authorized_keys.qga-tmp";
+/// Far beyond any real key list: the user owns the file, and a sparse
+/// terabyte there must not exhaust the agent's memory.
+const MAX_KEYS_FILE: u64 = 16 * 1024 * 1024;
 
 pub struct SshKeys {
     lookup: UserLookup,
@@ -168,7 +171,12 @@ fn open_home(file: &KeyFile) -> io::Result<OwnedFd> {
 fn read_keys(file: &KeyFile) -> io::Result<Vec<String>> {
     let dir = open_dir(open_home(file)?, SSH_DIR)?;
     let fd = open_nofollow(dir, KEYS_FILE, OFlag::O_RDONLY, Mode::empty())?;
-    io::read_to_string(fs::File::from(fd)).map(|text| lines(&text))
+    let mut text = String::new();
+    fs::File::from(fd).take(MAX_KEYS_FILE + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_KEYS_FILE {
+        return Err(io::Error::from_raw_os_error(libc::EFBIG));
+    }
+    Ok(lines(&text))
 }
 
 fn read_error(file: &KeyFile, e: &io::Error) -> CommandError {
@@ -393,6 +401,30 @@ mod tests {
         assert_eq!(fs::read_to_string(&victim).unwrap(), "secret\n");
         assert!(!fs::symlink_metadata(&path).unwrap().file_type().is_symlink());
         assert_eq!(fs::read_to_string(&path).unwrap(), "ssh-ed25519 AAAA k\n");
+    }
+
+    #[test]
+    fn linux_ssh_refuses_a_huge_key_file() {
+        let home = tempfile::tempdir().unwrap();
+        let ssh = temp_users(home.path());
+        fs::create_dir(home.path().join(".ssh")).unwrap();
+        let path = home.path().join(".ssh/authorized_keys");
+        let file = fs::File::create(&path).unwrap();
+        file.set_len(MAX_KEYS_FILE + 1).unwrap();
+        let too_large = format!(
+            "failed to read '{0}': Failed to open file “{0}”: File too large",
+            path.display()
+        );
+        assert_eq!(ssh.get("alice").unwrap_err().desc, too_large);
+        assert_eq!(
+            ssh.add("alice", &keys(&["ssh-ed25519 AAAA k"]), false)
+                .unwrap_err()
+                .desc,
+            too_large
+        );
+        assert_eq!(fs::metadata(&path).unwrap().len(), MAX_KEYS_FILE + 1, "left as it was");
+        file.set_len(MAX_KEYS_FILE).unwrap();
+        assert!(ssh.get("alice").is_ok(), "a file of exactly the limit is read");
     }
 
     #[test]
