@@ -7,37 +7,25 @@ use qapi_parser::{Doc, SectionKind};
 /// One `#[doc]` attribute per line, which prettyplease prints as `///`.
 /// Built token by token: this runs for every doc line of the schema.
 pub fn attrs(lines: &[String]) -> TokenStream {
-    let mut out = TokenStream::new();
-    let doc = Ident::new("doc", Span::call_site());
-    for line in lines {
-        let text = if line.is_empty() {
-            String::new()
-        } else {
-            format!(" {line}")
-        };
-        let inner: TokenStream = [
-            TokenTree::Ident(doc.clone()),
-            TokenTree::Punct(Punct::new('=', Spacing::Alone)),
-            TokenTree::Literal(Literal::string(&text)),
-        ]
-        .into_iter()
-        .collect();
-        out.extend([
-            TokenTree::Punct(Punct::new('#', Spacing::Alone)),
-            TokenTree::Group(Group::new(Delimiter::Bracket, inner)),
-        ]);
-    }
-    out
+    lines
+        .iter()
+        .flat_map(|line| doc_attr_tokens(Literal::string(&doc_text(line))))
+        .collect()
 }
 
 /// `#[doc = index]`: stands for a block of doc lines until [`fill`]
 /// puts them in. Parsing one small attribute per block instead of a
 /// string attribute per line is a large part of the generator's time.
 pub fn placeholder(index: usize) -> TokenStream {
+    doc_attr_tokens(Literal::usize_unsuffixed(index)).into_iter().collect()
+}
+
+/// `#[doc = value]`.
+fn doc_attr_tokens(value: Literal) -> [TokenTree; 2] {
     let inner: TokenStream = [
         TokenTree::Ident(Ident::new("doc", Span::call_site())),
         TokenTree::Punct(Punct::new('=', Spacing::Alone)),
-        TokenTree::Literal(Literal::usize_unsuffixed(index)),
+        TokenTree::Literal(value),
     ]
     .into_iter()
     .collect();
@@ -45,14 +33,21 @@ pub fn placeholder(index: usize) -> TokenStream {
         TokenTree::Punct(Punct::new('#', Spacing::Alone)),
         TokenTree::Group(Group::new(Delimiter::Bracket, inner)),
     ]
-    .into_iter()
-    .collect()
+}
+
+/// The text of a doc attribute: a space after `///` unless blank.
+fn doc_text(line: &str) -> String {
+    if line.is_empty() {
+        String::new()
+    } else {
+        format!(" {line}")
+    }
 }
 
 /// Replaces every placeholder in `file` with its block's doc attributes,
 /// built directly rather than parsed. Returns how many blocks were put
-/// in (each block once). Placeholders sit only where the emitters put docs: on items,
-/// fields, variants, and trait and impl members.
+/// in (each block once). Placeholders sit only where the emitters put
+/// docs: on items, fields, variants, and trait and impl members.
 pub fn fill(file: &mut syn::File, blocks: &[Vec<String>]) -> usize {
     let mut filler = Filler {
         blocks,
@@ -150,11 +145,6 @@ impl Filler<'_> {
 }
 
 fn doc_attr(line: &str) -> syn::Attribute {
-    let text = if line.is_empty() {
-        String::new()
-    } else {
-        format!(" {line}")
-    };
     syn::Attribute {
         pound_token: Default::default(),
         style: syn::AttrStyle::Outer,
@@ -164,7 +154,7 @@ fn doc_attr(line: &str) -> syn::Attribute {
             eq_token: Default::default(),
             value: syn::Expr::Lit(syn::ExprLit {
                 attrs: Vec::new(),
-                lit: syn::Lit::Str(syn::LitStr::new(&text, Span::call_site())),
+                lit: syn::Lit::Str(syn::LitStr::new(&doc_text(line), Span::call_site())),
             }),
         }),
     }
