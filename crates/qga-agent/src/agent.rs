@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use qga_types::runtime::{CommandError, ErrorBody, ErrorClass, Reply};
+use qga_types::runtime::{CommandError, CommandInfo, ErrorBody, ErrorClass, Reply};
 use qga_types::server::{dispatch, Server};
 use qga_types::*;
 use serde_json::Value;
@@ -87,12 +87,16 @@ impl Agent {
 
     /// Whether `command` is served right now (known commands only).
     pub fn is_enabled(&self, command: &str) -> bool {
-        let Some(info) = COMMANDS.iter().find(|c| c.name == command) else {
-            return false;
-        };
+        COMMANDS
+            .iter()
+            .find(|c| c.name == command)
+            .is_some_and(|info| self.serves(info))
+    }
+
+    fn serves(&self, info: &CommandInfo) -> bool {
         offered_on_linux(info)
-            && self.policy.admits(command)
-            && (!self.freeze.is_frozen() || ENABLED_WHILE_FROZEN.contains(&command))
+            && self.policy.admits(info.name)
+            && (!self.freeze.is_frozen() || ENABLED_WHILE_FROZEN.contains(&info.name))
     }
 
     /// True between a successful freeze and a successful thaw.
@@ -159,10 +163,7 @@ impl Agent {
         };
         Some(
             Reply {
-                result: Err(ErrorBody {
-                    class: ErrorClass::GenericError,
-                    desc,
-                }),
+                result: Err(ErrorBody::new(ErrorClass::GenericError, desc)),
                 id,
             }
             .into_value(),
@@ -235,7 +236,7 @@ impl Server for Agent {
             .rev()
             .map(|c| GuestAgentCommandInfo {
                 name: c.name.to_string(),
-                enabled: self.is_enabled(c.name),
+                enabled: self.serves(c),
                 success_response: c.success_response,
             })
             .collect();
