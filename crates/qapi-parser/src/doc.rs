@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 use crate::source::Location;
+use crate::LINEAR_LOOKUP;
 
 /// What a section of a documentation block is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -44,9 +45,6 @@ impl fmt::Display for SectionKind {
         })
     }
 }
-
-/// Lists of descriptions up to this long are searched, not hashed.
-const LINEAR_LOOKUP: usize = 16;
 
 /// One section of a documentation block.
 #[derive(Clone, Debug, PartialEq, Eq)]

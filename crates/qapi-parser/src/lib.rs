@@ -38,6 +38,11 @@ pub use expr::{CommandFlags, IfCond};
 pub use schema::{Entity, EntityId, EntityKind, JsonType, Module, Schema};
 pub use source::SourceMap;
 
+/// Name lists up to this long are searched, longer ones hashed: most
+/// objects and documentation blocks have a few members, and comparing a
+/// few names costs less than hashing them.
+const LINEAR_LOOKUP: usize = 16;
+
 /// How strictly to check.
 #[derive(Clone, Debug, Default)]
 pub struct Options {

@@ -12,6 +12,7 @@ use crate::expr::{
 };
 use crate::parser::Pragma;
 use crate::source::{lexical_abs_path, relative_name, Location, SourceMap, Span};
+use crate::LINEAR_LOOKUP;
 
 /// Index of an entity in [`Schema::entities`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -297,8 +298,6 @@ type Res<T> = Result<T, Diagnostic>;
 
 /// Names seen so far in a clash check, by C name: role, name, and the
 /// type that defines it.
-/// Small sets are searched, large ones hashed: most objects have a few
-/// members, and hashing each C name costs more than comparing.
 #[derive(Clone, Default)]
 struct Seen {
     entries: Vec<SeenName>,
@@ -312,8 +311,6 @@ struct SeenName {
     name: String,
     defined_in: String,
 }
-
-const LINEAR_LOOKUP: usize = 16;
 
 impl Seen {
     fn new() -> Seen {

@@ -11,6 +11,7 @@ use pest::iterators::Pair;
 use pest::Parser as _;
 
 use crate::source::{FileId, Span};
+use crate::LINEAR_LOOKUP;
 
 #[derive(pest_derive::Parser)]
 #[grammar = "grammar.pest"]
@@ -698,10 +699,10 @@ fn line_end(bytes: &[u8], pos: usize) -> usize {
     memchr::memchr(b'\n', &bytes[pos..]).map_or(bytes.len(), |i| pos + i)
 }
 
-/// The first member whose key an earlier member already has. Small
-/// objects are searched, wide ones hashed so they stay linear.
+/// The first member whose key an earlier member already has. Wide
+/// objects are hashed so they stay linear.
 fn first_duplicate_key(members: &[Member]) -> Option<&Member> {
-    if members.len() <= 16 {
+    if members.len() <= LINEAR_LOOKUP {
         members
             .iter()
             .enumerate()
