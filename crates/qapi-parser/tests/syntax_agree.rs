@@ -51,8 +51,8 @@ fn read(path: &Path) -> String {
     text
 }
 
-/// Compares both implementations at `start`; true when they accepted an
-/// expression or a documentation block.
+/// Compares both implementations at `start`; the end of the expression
+/// or documentation block they accepted, if they did.
 fn agree_at(name: &str, text: &str, start: usize) -> Option<usize> {
     if text[start..].starts_with("##") {
         let fast = doc_block_lines_fast(text, start);
