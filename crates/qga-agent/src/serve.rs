@@ -106,15 +106,31 @@ fn converse<F: Read + Write + AsFd>(io: &mut F, session: &mut Session, write_tim
         match io.read(&mut buf) {
             Ok(0) => return Ended::Closed,
             Ok(n) => {
-                session.feed(&buf[..n], &mut out);
+                let mut failed = None;
+                let mut send = |out: &mut Vec<u8>| {
+                    if failed.is_some() {
+                        return false;
+                    }
+                    match write_all(io, out, write_timeout) {
+                        Ok(()) => {
+                            out.clear();
+                            true
+                        }
+                        Err(ended) => {
+                            failed = Some(ended);
+                            false
+                        }
+                    }
+                };
+                session.feed_with(&buf[..n], &mut out, &mut send);
                 if !out.is_empty() {
-                    if let Err(ended) = write_all(io, &out, write_timeout) {
-                        return ended;
-                    }
-                    out.clear();
-                    if out.capacity() > KEEP_OUTPUT_CAPACITY {
-                        out = Vec::new();
-                    }
+                    send(&mut out);
+                }
+                if let Some(ended) = failed {
+                    return ended;
+                }
+                if out.capacity() > KEEP_OUTPUT_CAPACITY {
+                    out = Vec::new();
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -25,6 +25,8 @@ mod messages {
 /// about 4 MiB of stack in a debug build, more than a test or fuzzing
 /// thread may have.
 const SHALLOW_NESTING: usize = 64;
+/// See [`Session::feed_with`].
+pub const FLUSH_THRESHOLD: usize = 1024 * 1024;
 const DEEP_STACK: usize = 32 * 1024 * 1024;
 
 /// A client session: a streaming reader of requests and the agent that
@@ -83,9 +85,21 @@ impl Session {
     /// complete request is answered before this returns, which takes as
     /// long as its command runs (at most the agent's command timeout).
     pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        self.feed_with(input, out, |_| true);
+    }
+
+    /// As [`Session::feed`], but hands `out` to `flush` whenever it holds
+    /// [`FLUSH_THRESHOLD`] bytes or more, so that pipelined requests with
+    /// large replies (48 MiB file reads) cannot pile up in memory. `flush`
+    /// empties `out`, or returns false to stop reading `input` (the peer
+    /// is gone).
+    pub fn feed_with(&mut self, input: &[u8], out: &mut Vec<u8>, mut flush: impl FnMut(&mut Vec<u8>) -> bool) {
         let mut frames = std::mem::take(&mut self.frames);
         let mut rest = input;
         while let Some((&b, after)) = rest.split_first() {
+            if out.len() >= FLUSH_THRESHOLD && !flush(out) {
+                break;
+            }
             if self.recovering {
                 if !ends_recovery(b) {
                     rest = after;
@@ -195,10 +209,7 @@ fn write_line(out: &mut Vec<u8>, reply: &Value) {
 
 fn error(out: &mut Vec<u8>, desc: String) {
     let reply = Reply {
-        result: Err(ErrorBody {
-            class: ErrorClass::GenericError,
-            desc,
-        }),
+        result: Err(ErrorBody::new(ErrorClass::GenericError, desc)),
         id: None,
     };
     write_line(out, &reply.into_value());

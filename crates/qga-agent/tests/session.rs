@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use qga_agent::session::FLUSH_THRESHOLD;
 use qga_agent::system::testing::{Call, FakeSystem, Op};
 use qga_agent::system::SuspendMode;
 use qga_agent::{Agent, AgentConfig, RpcPolicy, Session};
@@ -693,4 +694,27 @@ fn thaw_works_while_a_timed_out_freeze_still_hangs() {
     assert_eq!(h.fake.calls(), vec![Call::Freeze(None), Call::Thaw, Call::Thaw]);
     assert_eq!(h.fake.frozen(), 0);
     assert_eq!(h.execute("guest-fsfreeze-status"), json!({"return": "thawed"}));
+}
+
+#[test]
+fn large_pipelined_output_is_flushed_as_it_grows() {
+    let mut h = Harness::new();
+    let one_reply = h.raw(br#"{"execute":"guest-info"}"#).len();
+    let count = 2 * FLUSH_THRESHOLD / one_reply + 10;
+    let input = br#"{"execute":"guest-info"}"#.repeat(count);
+    let (mut flushed, mut out) = (Vec::new(), Vec::new());
+    h.session.feed_with(&input, &mut out, |out| {
+        // At most one reply past the threshold is held before a flush.
+        assert!(out.len() < FLUSH_THRESHOLD + one_reply, "{} bytes held", out.len());
+        flushed.push(std::mem::take(out));
+        true
+    });
+    assert!(flushed.len() >= 2, "{} flushes", flushed.len());
+    flushed.push(out);
+    assert_eq!(flushed.concat(), h.raw(&input));
+
+    // A flush that fails stops the reading.
+    let mut out = Vec::new();
+    h.session.feed_with(&input, &mut out, |_| false);
+    assert!(out.len() < FLUSH_THRESHOLD + one_reply);
 }
