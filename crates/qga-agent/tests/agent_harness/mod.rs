@@ -131,35 +131,24 @@ impl AgentProcess {
         }
     }
 
-    pub fn wait_until_listening(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if UnixStream::connect(&self.socket).is_ok() {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} did not listen on {}\n{}",
-                self.which.name(),
-                self.socket.display(),
-                self.diagnostics()
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
+    fn wait_until_listening(&self) {
+        drop(self.connect());
     }
 
-    /// A new client connection. Retries briefly: both agents serve one
-    /// client at a time and may still be closing the previous one.
+    /// A new client connection. Retries for a while: the agent may not
+    /// have bound its socket yet, or still be closing the last client.
     pub fn connect(&self) -> Conn {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             match UnixStream::connect(&self.socket) {
                 Ok(stream) => return Conn::new(stream, self.which),
-                Err(e) if Instant::now() < deadline => {
-                    let _ = e;
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                Err(e) => panic!("{} connect: {e}\n{}", self.which.name(), self.diagnostics()),
+                Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+                Err(e) => panic!(
+                    "{} connect to {}: {e}\n{}",
+                    self.which.name(),
+                    self.socket.display(),
+                    self.diagnostics()
+                ),
             }
         }
     }
