@@ -45,8 +45,9 @@ pub trait AsyncTransport {
 pub enum CallError<E> {
     /// The transport failed (connection, timeout, framing).
     Transport(E),
-    /// The agent answered with an error.
-    Agent { error: ErrorBody, reply: Value },
+    /// The agent answered with an error; `reply` is the whole reply
+    /// (boxed to keep results small).
+    Agent { error: ErrorBody, reply: Box<Value> },
     /// The reply did not decode as the command's return type.
     Decode { error: serde_json::Error, reply: Value },
     /// The arguments did not encode (a bug in the caller's types).
@@ -92,7 +93,10 @@ pub fn decode_reply<C: ReplyCommand, E>(reply: Reply) -> Result<C::Returns, Call
                 id: reply.id,
             }
             .to_value();
-            Err(CallError::Agent { error, reply })
+            Err(CallError::Agent {
+                error,
+                reply: Box::new(reply),
+            })
         }
     }
 }
@@ -100,7 +104,7 @@ pub fn decode_reply<C: ReplyCommand, E>(reply: Reply) -> Result<C::Returns, Call
 fn decode_no_reply<E>(reply: Option<Reply>) -> Result<(), CallError<E>> {
     match reply {
         Some(r) if r.result.is_err() => {
-            let reply = r.to_value();
+            let reply = Box::new(r.to_value());
             let Err(error) = r.result else {
                 unreachable!("checked above")
             };

@@ -39,10 +39,7 @@ impl std::error::Error for CommandError {}
 
 impl From<CommandError> for ErrorBody {
     fn from(e: CommandError) -> ErrorBody {
-        ErrorBody {
-            class: e.class,
-            desc: e.desc,
-        }
+        ErrorBody::new(e.class, e.desc)
     }
 }
 
@@ -73,7 +70,7 @@ pub type Outcome = Result<Option<Value>, CommandError>;
 fn error_reply(desc: String, class: ErrorClass, id: Option<Value>) -> Option<Value> {
     Some(
         Reply {
-            result: Err(ErrorBody { class, desc }),
+            result: Err(ErrorBody::new(class, desc)),
             id,
         }
         .into_value(),

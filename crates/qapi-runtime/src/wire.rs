@@ -64,6 +64,21 @@ impl<'de> Deserialize<'de> for ErrorClass {
 pub struct ErrorBody {
     pub class: ErrorClass,
     pub desc: String,
+    /// Any other members, kept as received (agents before QEMU 1.2 also
+    /// sent `data`), so a reply can be shown the way it arrived.
+    /// (Boxed: errors travel inside `Result`s, which should stay small.)
+    #[serde(flatten)]
+    pub other: Box<Map<String, Value>>,
+}
+
+impl ErrorBody {
+    pub fn new(class: ErrorClass, desc: impl Into<String>) -> ErrorBody {
+        ErrorBody {
+            class,
+            desc: desc.into(),
+            other: Box::default(),
+        }
+    }
 }
 
 impl fmt::Display for ErrorBody {

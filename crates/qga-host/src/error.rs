@@ -10,8 +10,8 @@ use qga_types::runtime::{CallError, ErrorBody, ErrorClass, Reply};
 pub struct AgentError {
     pub class: ErrorClass,
     pub desc: String,
-    /// The reply as `{"error": {"class", "desc"}, "id"}`; members
-    /// beyond those (old agents' `data`) are not kept.
+    /// The reply as received: `{"error": {"class", "desc", ...}, "id"}`,
+    /// with any other members of the error (old agents' `data`).
     pub reply: Value,
 }
 
@@ -121,7 +121,7 @@ impl From<CallError<Error>> for Error {
     fn from(e: CallError<Error>) -> Error {
         match e {
             CallError::Transport(e) => e,
-            CallError::Agent { error, reply } => Error::from_agent(error, reply),
+            CallError::Agent { error, reply } => Error::from_agent(error, *reply),
             CallError::Decode { error, reply } => Error::Decode { error, reply },
             CallError::Encode(e) => Error::Encode(e),
         }
@@ -161,6 +161,16 @@ mod tests {
         assert!(matches!(e, Error::Agent(_)), "{e:?}");
         assert_eq!(e.to_string(), "agent error GenericError: Parameter 'id' is missing");
         assert_eq!(e.agent_error().unwrap().reply["error"]["class"], "GenericError");
+    }
+
+    #[test]
+    fn an_error_reply_is_kept_as_received_with_members_beyond_class_and_desc() {
+        // Agents before QEMU 1.2 sent `data` in their errors.
+        let reply = json!({"error": {"class": "GenericError", "desc": "no", "data": {"errno": 5}}, "id": 3});
+        match Error::check_reply(Reply::from_value(reply.clone()).unwrap()) {
+            Err(Error::Agent(e)) => assert_eq!(e.reply, reply),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
