@@ -118,7 +118,8 @@ const TRANSCRIPT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Sends `bytes` then the sentinel on a new connection; returns every
 /// item before the sentinel's reply. Without that reply, the items end
-/// with a note saying so (the difference shows in the diff).
+/// with a note naming the agent, so that the case differs even when
+/// neither agent recovered.
 fn transcript(agent: &AgentProcess, bytes: &[u8], writes: Writes) -> Vec<Item> {
     let mut conn = agent.connect();
     match writes {
@@ -133,7 +134,8 @@ fn transcript(agent: &AgentProcess, bytes: &[u8], writes: Writes) -> Vec<Item> {
             let mut items = std::mem::take(&mut conn.items);
             items.truncate(20);
             items.push(Item::Garbage(format!(
-                "NO REPLY to the guest-sync sent after this transcript within {TRANSCRIPT_TIMEOUT:?}"
+                "NO REPLY from {} to the guest-sync sent after this transcript within {TRANSCRIPT_TIMEOUT:?}",
+                agent.which.name()
             )));
             return items;
         }
