@@ -189,6 +189,14 @@ impl Agent {
                     let _ = agent.linux.guest_file_close(GuestFileCloseArgs { handle });
                 }
             }),
+            // The client never got the pid, so nobody could ever ask for
+            // the process's status: stop it rather than leak it.
+            "guest-exec" => Box::new(move |reply| {
+                if let Some(pid) = succeeded(&reply).and_then(|r| r.get("pid").and_then(Value::as_i64)) {
+                    agent.linux.abandon_exec(pid);
+                    warn!(pid, "a guest-exec finished after its timeout; its process was killed");
+                }
+            }),
             _ => Box::new(|_| {}),
         }
     }

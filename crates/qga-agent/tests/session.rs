@@ -670,6 +670,31 @@ fn a_freeze_that_completes_after_its_timeout_is_undone() {
     assert_eq!(h.execute("guest-fsfreeze-status"), json!({"return": "thawed"}));
 }
 
+/// Whether a process with exactly these arguments runs (zombies excluded).
+fn running(argv: &[&str]) -> bool {
+    let wanted: Vec<u8> = argv.iter().flat_map(|a| a.bytes().chain([0])).collect();
+    std::fs::read_dir("/proc").unwrap().flatten().any(|entry| {
+        let dir = entry.path();
+        std::fs::read(dir.join("cmdline")).is_ok_and(|c| c == wanted)
+            && !std::fs::read_to_string(dir.join("stat")).is_ok_and(|s| s.contains(") Z "))
+    })
+}
+
+#[test]
+fn a_guest_exec_that_answers_after_its_timeout_has_its_process_killed() {
+    // Every worker command times out at once; the exec still starts its
+    // process, whose pid the client never learns.
+    let mut h = Harness::with(|c| c.command_timeout = Duration::ZERO);
+    let argv = ["sleep", "37.25"];
+    let reply = h.execute_args("guest-exec", json!({"path": argv[0], "arg": [argv[1]]}));
+    assert_eq!(reply["error"]["desc"], "Command guest-exec timed out after 0 seconds");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while h.agent().abandoned_handlers() != 0 || running(&argv) {
+        assert!(Instant::now() < deadline, "the orphaned process still runs");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 #[test]
 fn thaw_works_while_a_timed_out_freeze_still_hangs() {
     let mut h = Harness::with(|c| c.freeze_timeout = Duration::from_millis(200));

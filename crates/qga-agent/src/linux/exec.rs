@@ -259,6 +259,21 @@ impl ProcessTable {
         processes.remove(&pid);
         Ok(reply)
     }
+
+    /// Kills a process whose client never learnt its pid (its `guest-exec`
+    /// answered after the client was told it timed out) and forgets it.
+    /// Its waiter thread still reaps it.
+    pub fn abandon(&self, pid: i64) {
+        let state = self.processes.lock().unwrap_or_else(|p| p.into_inner()).remove(&pid);
+        let Some(state) = state else { return };
+        // Not yet reaped, so the pid is still this child's.
+        let guard = lock(&state);
+        if guard.status.is_none() {
+            if let Ok(pid) = i32::try_from(pid) {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -292,6 +307,24 @@ mod tests {
                 return status;
             }
             assert!(Instant::now() < deadline, "process {pid} did not finish");
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn an_abandoned_process_is_killed_and_forgotten() {
+        let table = ProcessTable::default();
+        let pid = table.exec(&args("sleep", &["30"])).unwrap().pid;
+        table.abandon(pid);
+        assert_eq!(
+            table.status(pid).unwrap_err().desc,
+            "Invalid parameter 'pid'",
+            "the table forgot it"
+        );
+        // Killed and reaped by its waiter: the pid is gone.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok() {
+            assert!(Instant::now() < deadline, "process {pid} still runs");
             thread::sleep(Duration::from_millis(10));
         }
     }

@@ -63,6 +63,12 @@ impl Linux {
         self.ssh = ssh::SshKeys::new(lookup);
         self
     }
+
+    /// Kills and forgets a process started by a `guest-exec` whose answer
+    /// never reached its client (see [`exec::ProcessTable::abandon`]).
+    pub fn abandon_exec(&self, pid: i64) {
+        self.processes.abandon(pid);
+    }
 }
 
 impl Server for Linux {
