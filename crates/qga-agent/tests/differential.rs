@@ -6,7 +6,8 @@
 //! the replies (and proves the agent recovered). Replies whose request id
 //! starts with `mask:` have their `return` replaced by its JSON type
 //! (times, handles); ids starting with `shape:` have it replaced by its
-//! structure (keys and value types, recursively). Nothing sent here
+//! structure (keys and value types, recursively), `shapes:` likewise but
+//! keeping each distinct element shape of an array. Nothing sent here
 //! changes the machine; files are only written under a temporary
 //! directory.
 //!
@@ -216,6 +217,26 @@ fn shape(v: &Value) -> Value {
     }
 }
 
+/// Like [`shape`], but an array becomes the sorted set of its elements'
+/// distinct shapes: an element that lacks a member the others have
+/// still shows, whatever the array's length or order.
+fn distinct_shapes(v: &Value) -> Value {
+    match v {
+        Value::Array(items) => {
+            let shapes: BTreeMap<String, Value> = items
+                .iter()
+                .map(|item| {
+                    let s = distinct_shapes(item);
+                    (canonical(&s), s)
+                })
+                .collect();
+            Value::Array(shapes.into_values().collect())
+        }
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), distinct_shapes(v))).collect()),
+        other => Value::String(type_name(other).into()),
+    }
+}
+
 fn merge_shapes(a: Value, b: Value) -> Value {
     match (a, b) {
         (Value::Object(mut a), Value::Object(b)) => {
@@ -260,6 +281,8 @@ fn normalise(items: &[Item]) -> Vec<Item> {
                         *ret = Value::String(format!("<{}>", type_name(ret)));
                     } else if id.starts_with("shape:") {
                         *ret = shape(ret);
+                    } else if id.starts_with("shapes:") {
+                        *ret = distinct_shapes(ret);
                     }
                 }
                 Item::Json(Value::Object(reply))
@@ -992,7 +1015,7 @@ fn read_only_information() {
         "guest-get-time",
     ];
     for command in structure_only {
-        let bytes = format!(r#"{{"execute":"{command}","id":"shape:{command}"}}"#);
+        let bytes = format!(r#"{{"execute":"{command}","id":"shapes:{command}"}}"#);
         report.case(&pair, command, bytes.as_bytes(), Writes::One);
     }
     // Stable values: equal as values, arrays in any order.
@@ -1088,6 +1111,13 @@ fn comparison_finds_differences() {
     assert!(diff("t", b"", &t1, &t2).is_some());
     let merged = shape(&json!([{"a": 1}, {"b": "x"}, {"a": 2.5}]));
     assert_eq!(merged, json!([{"a": "number", "b": "string"}]));
+    // Distinct shapes: order and length do not matter, a missing member does.
+    let full = json!([{"a": 1, "b": "x"}, {"a": 2, "b": "y"}]);
+    let reordered = json!([{"b": "z", "a": 3}]);
+    let one_short = json!([{"a": 1, "b": "x"}, {"a": 2}]);
+    assert_eq!(distinct_shapes(&full), distinct_shapes(&reordered));
+    assert_ne!(distinct_shapes(&full), distinct_shapes(&one_short));
+    assert_eq!(shape(&full), shape(&one_short));
     let error = |d: &str| Item::Json(json!({"error": {"class": "GenericError", "desc": d}}));
     let collapsed = collapse_nesting_errors(vec![
         error("JSON nesting depth limit exceeded"),
