@@ -29,11 +29,7 @@ pub fn emit(ctx: &Context<'_>) -> TokenStream {
         let method = &names.method;
         let marker = &names.marker;
         let doc = method_docs(ctx, names);
-        let dep = if e.features.iter().any(|f| f.name == "deprecated") {
-            quote!(#[deprecated])
-        } else {
-            quote!()
-        };
+        let dep = super::deprecated(&e.features);
         let args_ty = args_type(ctx, c, &sup);
         let (param, arg) = if c.arg_type.is_some() {
             (quote!(, args: &#args_ty), quote!(args))

@@ -13,6 +13,15 @@ use quote::quote;
 use crate::context::Context;
 use crate::emit::commands::command;
 
+/// `#[deprecated]` for something with the schema's `deprecated` feature.
+pub fn deprecated(features: &[qapi_parser::schema::Feature]) -> TokenStream {
+    if features.iter().any(|f| f.name == "deprecated") {
+        quote!(#[deprecated])
+    } else {
+        TokenStream::new()
+    }
+}
+
 /// `{ body }` as one token. Interpolating a group into `quote!` shares
 /// its tokens; interpolating a stream would copy every one of them.
 pub fn braced(body: TokenStream) -> Group {

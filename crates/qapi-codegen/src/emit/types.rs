@@ -7,15 +7,8 @@ use quote::{format_ident, quote};
 
 use crate::context::Context;
 use crate::docs;
+use crate::emit::deprecated;
 use crate::names::{camel, ident, snake, Scope};
-
-fn deprecated(features: &[qapi_parser::schema::Feature]) -> TokenStream {
-    if features.iter().any(|f| f.name == "deprecated") {
-        quote!(#[deprecated])
-    } else {
-        quote!()
-    }
-}
 
 /// Docs for a type: the schema's, plus when guests offer it.
 fn type_docs(ctx: &Context<'_>, id: EntityId) -> TokenStream {
