@@ -31,14 +31,17 @@ pub fn emit(ctx: &Context<'_>) -> TokenStream {
             _ => quote!(()),
         };
         let args_ty = args_type(ctx, c, &sup);
-        let (param, ignore, call) = if c.arg_type.is_some() {
+        // The method's parameter, its default body's use of it, the call,
+        // and the dispatch closure's parameter.
+        let (param, ignore, call, handler_param) = if c.arg_type.is_some() {
             (
                 quote!(, args: #args_ty),
                 quote!(let _ = args;),
                 quote!(server.#method(args)),
+                quote!(args),
             )
         } else {
-            (quote!(), quote!(), quote!(server.#method()))
+            (quote!(), quote!(), quote!(server.#method()), quote!(Empty))
         };
         methods.extend(quote! {
             #doc
@@ -47,27 +50,13 @@ pub fn emit(ctx: &Context<'_>) -> TokenStream {
                 Err(CommandError::unsupported())
             }
         });
-        let handler = if c.arg_type.is_some() {
-            quote!(|args| #call)
-        } else {
-            quote!(|Empty| #call)
+        let (route, result) = match (c.flags.success_response, c.ret_type) {
+            (false, _) => (quote!(no_reply), call),
+            (true, Some(_)) => (quote!(reply), call),
+            // Replies with `{}`.
+            (true, None) => (quote!(reply), quote!(#call.map(|()| Empty))),
         };
-        arms.extend(match (c.flags.success_response, c.ret_type) {
-            (false, _) => {
-                quote!(#wire => no_reply::<commands::#marker>(args, #handler),)
-            }
-            (true, Some(_)) => {
-                quote!(#wire => reply::<commands::#marker>(args, #handler),)
-            }
-            (true, None) => {
-                let handler = if c.arg_type.is_some() {
-                    quote!(|args| #call.map(|()| Empty))
-                } else {
-                    quote!(|Empty| #call.map(|()| Empty))
-                };
-                quote!(#wire => reply::<commands::#marker>(args, #handler),)
-            }
-        });
+        arms.extend(quote!(#wire => #route::<commands::#marker>(args, |#handler_param| #result),));
     }
     let needs = super::Needs::of(ctx);
     let mut imports = super::use_names(quote!(super), &[("commands", needs.any)]);
@@ -80,23 +69,21 @@ pub fn emit(ctx: &Context<'_>) -> TokenStream {
         &[("CommandError", true), ("Empty", needs.empty)],
     ));
     let methods = super::braced(methods);
-    // A schema without commands leaves the parameters unused.
-    let unused = if ctx.commands.is_empty() {
-        quote!(let _ = server;)
-    } else {
-        quote!()
-    };
     let fallback = quote!(Err(CommandError::unsupported()));
-    let body = if ctx.commands.is_empty() {
-        quote!({
-            let _ = (info, args);
-            #fallback
-        })
+    let (unused, body) = if ctx.commands.is_empty() {
+        // A schema without commands leaves the parameters unused.
+        (
+            quote!(let _ = server;),
+            quote!({
+                let _ = (info, args);
+                #fallback
+            }),
+        )
     } else {
         // The table lists only these commands; the last arm is never taken.
         arms.extend(quote!(_ => #fallback,));
         let arms = super::braced(arms);
-        quote!(match info.name #arms)
+        (TokenStream::new(), quote!(match info.name #arms))
     };
     quote! {
         /// The agent side: implement [`Server`](server::Server) and hand requests
