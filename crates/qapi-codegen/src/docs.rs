@@ -320,7 +320,8 @@ pub fn markdown(text: &str) -> Vec<String> {
     out
 }
 
-fn push_paragraph(out: &mut Vec<String>, lines: Vec<String>) {
+/// Appends `lines` as a paragraph: after a blank line unless first.
+pub fn push_paragraph(out: &mut Vec<String>, lines: Vec<String>) {
     if lines.is_empty() {
         return;
     }

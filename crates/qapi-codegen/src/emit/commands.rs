@@ -55,22 +55,22 @@ fn command_docs(ctx: &Context<'_>, names: &CommandNames) -> TokenStream {
     let e = ctx.entity(names.entity);
     let c = command(ctx, names);
     let mut lines = vec![format!("The `{}` command.", e.name)];
-    let body = docs::item(ctx.schema.doc_of(e));
-    if !body.is_empty() {
-        lines.push(String::new());
-        lines.extend(body);
-    }
+    docs::push_paragraph(&mut lines, docs::item(ctx.schema.doc_of(e)));
     if !c.flags.success_response {
-        lines.push(String::new());
-        lines.push(
-            "The agent sends no reply on success: a client call returns once the request is sent, or with the \
-             error the agent answers instead."
-                .to_string(),
+        docs::push_paragraph(
+            &mut lines,
+            vec![
+                "The agent sends no reply on success: a client call returns once the request is sent, or with \
+                  the error the agent answers instead."
+                    .to_string(),
+            ],
         );
     }
     if let Some(ic) = &e.ifcond {
-        lines.push(String::new());
-        lines.push(format!("Offered by guests where `{}` holds.", ic.python_repr(true)));
+        docs::push_paragraph(
+            &mut lines,
+            vec![format!("Offered by guests where `{}` holds.", ic.python_repr(true))],
+        );
     }
     ctx.doc_attrs(lines)
 }

@@ -20,11 +20,7 @@ pub fn emit(ctx: &Context<'_>) -> TokenStream {
         let marker = &names.marker;
         let wire = &e.name;
         let mut lines = vec![format!("Handles `{wire}`.")];
-        let doc_lines = docs::item(ctx.schema.doc_of(e));
-        if !doc_lines.is_empty() {
-            lines.push(String::new());
-            lines.extend(doc_lines);
-        }
+        docs::push_paragraph(&mut lines, docs::item(ctx.schema.doc_of(e)));
         let doc = ctx.doc_attrs(lines);
         let ret = match (c.flags.success_response, c.ret_type) {
             (true, Some(r)) => ctx.rust_type(r, &sup),

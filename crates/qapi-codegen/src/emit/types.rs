@@ -23,10 +23,10 @@ fn type_docs(ctx: &Context<'_>, id: EntityId) -> TokenStream {
         docs::item(doc)
     };
     if let Some(c) = &e.ifcond {
-        if !lines.is_empty() {
-            lines.push(String::new());
-        }
-        lines.push(format!("Defined for guests where `{}` holds.", c.python_repr(true)));
+        docs::push_paragraph(
+            &mut lines,
+            vec![format!("Defined for guests where `{}` holds.", c.python_repr(true))],
+        );
     }
     ctx.doc_attrs(lines)
 }
