@@ -102,8 +102,13 @@ impl MessageReader {
 
     /// Forgets any partial message, as for a new connection.
     pub fn reset(&mut self) {
-        self.buf.clear();
         self.buf.shrink_to(64 * 1024);
+        self.become_idle();
+    }
+
+    /// Between messages: nothing buffered, no structure open.
+    fn become_idle(&mut self) {
+        self.buf.clear();
         self.state = State::Idle;
         self.depth = 0;
         self.string_quote = None;
@@ -125,14 +130,7 @@ impl MessageReader {
             let next = Vec::with_capacity(self.buf.len().clamp(64, 4096));
             out.push(Frame::Message(std::mem::replace(&mut self.buf, next)));
         }
-        self.buf.clear();
-        self.state = State::Idle;
-        self.depth = 0;
-        self.string_quote = None;
-        self.escaped = false;
-        self.tokens = 0;
-        self.in_scalar = false;
-        self.skipping = false;
+        self.become_idle();
     }
 
     fn keep(&mut self, b: u8, out: &mut Vec<Frame>) {

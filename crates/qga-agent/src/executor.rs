@@ -154,6 +154,18 @@ mod tests {
     use super::*;
     use std::sync::mpsc::channel;
 
+    /// Waits (bounded) until every abandoned handler has finished.
+    fn wait_until_none_abandoned(executor: &Executor) {
+        let start = std::time::Instant::now();
+        while executor.abandoned() != 0 {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "abandoned count never dropped"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     fn task(run: impl FnOnce() -> Output + Send + 'static) -> Task {
         Task {
             run: Box::new(run),
@@ -183,14 +195,7 @@ mod tests {
         );
         release.send(()).unwrap();
         assert_eq!(late_rx.recv_timeout(Duration::from_secs(10)), Ok(Some(Value::from(1))));
-        let start = std::time::Instant::now();
-        while executor.abandoned() != 0 {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "abandoned count never dropped"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        wait_until_none_abandoned(&executor);
     }
 
     #[test]
@@ -220,14 +225,7 @@ mod tests {
         drop(late_tx);
         let late = late_rx.iter().count();
         assert_eq!(answered + late, rounds, "{answered} answered, {late} cleaned up late");
-        let start = std::time::Instant::now();
-        while executor.abandoned() != 0 {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "abandoned count never dropped"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        wait_until_none_abandoned(&executor);
     }
 
     #[test]
